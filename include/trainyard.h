@@ -71,9 +71,24 @@ typedef struct ty_model_info {
     float rope_freq_base, rms_norm_eps;
     uint64_t n_params, weight_bytes, file_bytes;
     const char *file_type;    /* e.g. "Q4_K_M", from general.file_type, or "unknown" */
+    const char *tokenizer;    /* tokenizer.ggml.model: "llama" */
+    int add_bos, add_eos;
+    int64_t n_tensors;
 } ty_model_info;
 
 int ty_model_get_info(const ty_model *model, ty_model_info *info);
+
+typedef struct ty_tensor_info {
+    const char *name;
+    const char *type;   /* "Q4_K", "F32", ... */
+    int n_dims;
+    int64_t ne[4];      /* ne[0] is the contiguous dimension */
+    uint64_t offset;    /* from the start of the file */
+    uint64_t nbytes;
+} ty_tensor_info;
+
+/* Describes tensor i (0 <= i < info.n_tensors) of the model file, in file order. */
+int ty_model_tensor(const ty_model *model, int64_t i, ty_tensor_info *info);
 
 /* ---- vocabulary and tokenizer ----------------------------------------------------------------- */
 
@@ -173,7 +188,9 @@ typedef struct ty_generate_stats {
 } ty_generate_stats;
 
 /* Evaluates the prompt (appended to what the context holds) and samples up to n_predict tokens
- * (-1: until EOS or the context is full), calling cb for each. Stops after EOS. */
+ * (-1: until EOS or the context is full), calling cb for each but EOS. Every sampled token, EOS and
+ * the last included, is evaluated into the context, so a conversation continues from it. A prompt
+ * that does not fit fails with TY_ERR_CONTEXT_FULL; an answer that fills the context just ends. */
 int ty_generate(ty_context *ctx, ty_sampler *sampler, const ty_token *prompt, int64_t n_prompt,
                 int64_t n_predict, ty_token_callback cb, void *user, ty_generate_stats *stats);
 

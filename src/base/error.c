@@ -24,7 +24,13 @@ int ty_preferr(ty_err *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    old[sizeof old - 1] = 0;
+    char joined[sizeof prefix + sizeof old + 2];
+    snprintf(joined, sizeof joined, "%s: %s", prefix, old);
+    size_t n = strlen(joined);
+    if (n >= sizeof err->msg) n = sizeof err->msg - 1; /* cut to fit */
+    memcpy(err->msg, joined, n);
+    err->msg[n] = 0;
     return err->code;
 }
 

@@ -121,10 +121,14 @@ int gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v);
 int gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 int gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
 int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
-/* Arrays are copied. */
+/* Setters return TY_OK or an error code; a failure is also remembered, and gguf_writer_begin then
+ * fails with its message. Setting a key that is already set replaces its value in place. Arrays
+ * are copied. */
 int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const gguf_str *v, uint64_t n);
 int gguf_writer_set_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
 int gguf_writer_set_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+/* Copies any value, e.g. one read by gguf_open (arrays too; the reader's buffers may go away after). */
+int gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
 /* Declares a tensor; its data must later be written with gguf_writer_write_data in declaration
  * order. ne[0] must be a multiple of the type's block size. */
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const int64_t *ne,
@@ -133,7 +137,10 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, co
 int gguf_writer_begin(gguf_writer *w, const char *path, ty_err *err);
 /* Writes the data of the next declared tensor (exactly its nbytes) plus alignment padding. */
 int gguf_writer_write_data(gguf_writer *w, const void *data, uint64_t nbytes, ty_err *err);
-/* Checks every tensor was written, flushes and closes. */
+/* Streams the next tensor's data in pieces: the padding follows once its nbytes have been written. */
+int gguf_writer_write_part(gguf_writer *w, const void *data, uint64_t n, ty_err *err);
+/* Checks every tensor was written, flushes and closes. On failure, and when a writer is freed
+ * before finishing, the incomplete file is removed. */
 int gguf_writer_finish(gguf_writer *w, ty_err *err);
 
 #endif

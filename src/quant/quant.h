@@ -54,13 +54,17 @@ uint64_t ty_row_size(uint32_t type, int64_t n);
 /* Reference dequantization of n elements (n a multiple of the block size). */
 void ty_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 
-/* Quantizes n floats to `type` (n a multiple of the block size). Implemented for F32, F16, BF16,
- * Q4_0, Q8_0, Q8_1, Q4_K, Q6_K, Q8_K (and whichever else quant.c lists in ty_can_quantize).
- * The 8-bit activation formats (Q8_0, Q8_1, Q8_K) round exactly as ggml's reference does. */
+/* Quantizes n floats to `type` (n a multiple of the block size). Implemented for every type of
+ * the table (ty_can_quantize says which): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1,
+ * Q2_K..Q6_K, Q8_K. Byte-identical to ggml's quantize_row_*_ref (what llama-quantize writes without
+ * an importance matrix); the 8-bit activation formats round exactly as ggml does. Inputs must be
+ * finite. */
 bool ty_can_quantize(uint32_t type);
 void ty_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
-/* s = dot(w, a) over n elements: w a row of `type`, a a row of ty_type_get(type)->vec_dot_type. */
+/* s = dot(w, a) over n elements: w a row of `type`, a a row of ty_type_get(type)->vec_dot_type.
+ * Quantized rows may sit at any address; F32 activations must be float-aligned. Bit-identical to
+ * ggml's generic ggml_vec_dot_*_q8_* (see src/quant/vec_dot.c for the float summation order). */
 void ty_vec_dot(uint32_t type, int64_t n, float *s, const void *w, const void *a);
 
 #endif

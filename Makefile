@@ -1,0 +1,33 @@
+# Convenience front end over CMake. The two commands a newcomer needs:
+#   make demo   build, then stream an answer from the built-in model
+#   make test   build, run every test, then again under ASan+UBSan, then fuzz the GGUF reader briefly
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PROMPT ?= Draft a three-module course on photosynthesis
+
+.PHONY: all build demo test quick-test asan-test fuzz clean
+all: build
+
+build:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTY_WERROR=ON >/dev/null
+	cmake --build build -j $(JOBS)
+
+demo: build
+	./build/trainyard generate -p "$(PROMPT)" -n 200
+
+quick-test: build
+	ctest --test-dir build --output-on-failure -j $(JOBS)
+
+asan-test:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTY_SANITIZE=ON -DTY_WERROR=ON \
+	  -DCMAKE_C_FLAGS_DEBUG="-O1 -g" >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+fuzz:
+	bash fuzz/run.sh $${FUZZ_SECONDS:-60}
+
+test: quick-test asan-test fuzz
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,64 @@
+/* backend.h - the operations a device provides to the forward pass.
+ *
+ * The forward pass (model/forward.c) is written once over these ops; each device implements them
+ * on its own buffers (host memory for the CPU, device memory for a GPU) and is free to fuse or
+ * reorder work inside an op. All activation buffers hold float32, row-major, one row per token.
+ * The KV cache is one buffer per layer for K and one for V, each [n_ctx][n_head_kv * head_dim]. */
+#ifndef TY_BACKEND_H
+#define TY_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "model/model.h"
+
+typedef struct ty_backend ty_backend;
+
+typedef struct ty_backend_ops {
+    const char *name;
+    void (*destroy)(ty_backend *be);
+    /* float buffers of n elements, zero-filled */
+    int (*buffer_new)(ty_backend *be, size_t n, float **buf, ty_err *err);
+    void (*buffer_free)(ty_backend *be, float *buf);
+    /* sizes internal scratch for batches of up to n_batch tokens and contexts of n_ctx */
+    int (*reserve)(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int64_t n_ctx,
+                   ty_err *err);
+    /* out[i] = dequantized row ids[i] of w (the token embedding lookup) */
+    void (*get_rows)(ty_backend *be, const ty_weight *w, const int32_t *ids, int64_t n, float *out);
+    /* out[t] = x[t] / rms(x[t]) * w, for n rows of w->ne0 */
+    void (*rmsnorm)(ty_backend *be, const float *x, const ty_weight *w, float eps, int64_t n,
+                    float *out);
+    /* y[t] = W x[t] for n rows: x rows have w->ne0 floats, y rows w->ne1 */
+    void (*matmul)(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y);
+    /* rotates adjacent pairs (x[2i], x[2i+1]) of the first n_rot dims of each head of each row;
+     * row t is at position pos0 + t */
+    void (*rope)(ty_backend *be, float *x, int64_t n, int64_t n_head, const ty_hparams *hp,
+                 int64_t pos0);
+    /* causal attention of n query rows at positions pos0.. over cache positions [0, pos0 + n) */
+    void (*attention)(ty_backend *be, const float *q, const float *k_cache, const float *v_cache,
+                      int64_t n, int64_t pos0, const ty_hparams *hp, float *out);
+    /* g[i] = silu(g[i]) * u[i] */
+    void (*swiglu)(ty_backend *be, float *g, const float *u, int64_t n);
+    /* x[i] += y[i] */
+    void (*add)(ty_backend *be, float *x, const float *y, int64_t n);
+    /* device-to-device and device-to-host copies of n floats */
+    void (*copy)(ty_backend *be, float *dst, const float *src, int64_t n);
+    void (*download)(ty_backend *be, float *host, const float *src, int64_t n);
+} ty_backend_ops;
+
+struct ty_backend {
+    const ty_backend_ops *ops;
+};
+
+typedef struct ty_backend_config {
+    int n_threads;   /* CPU threads */
+    int exact_math;  /* dequantize weights exactly, compute in float32 */
+} ty_backend_config;
+
+/* Creates the backend named by `device` ("cpu"; "auto" falls back to the CPU). */
+int ty_backend_new(const char *device, const ty_backend_config *cfg, ty_backend **out, ty_err *err);
+
+int ty_backend_cpu_new(const ty_backend_config *cfg, ty_backend **out, ty_err *err);
+
+#endif

@@ -1,0 +1,277 @@
+/* cpu_backend.c - the CPU device: float32 activations in host memory, weights read in place from
+ * the mmapped file, work split over a thread pool.
+ *
+ * Two matmul paths:
+ *   fast  (default): each activation row is quantized once to the weight type's 8-bit dot format
+ *                    (Q8_0/Q8_1/Q8_K), then integer block dot products, as the GGUF ecosystem does;
+ *   exact (exact_math): each weight row is dequantized exactly and dotted with the float32
+ *                    activations in double precision - the reference the fixtures' dequant/ logits
+ *                    were computed with. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "base/threadpool.h"
+#include "quant/quant.h"
+
+typedef struct cpu_backend {
+    ty_backend base;
+    ty_pool *pool;
+    int exact;
+    /* scratch sized by cpu_reserve for the largest batch and context */
+    uint8_t *xq;    /* quantized activation rows: n_batch x (2 bytes per element, an upper bound) */
+    float *deq;     /* exact path: one dequantized weight row per thread */
+    float *scores;  /* attention scores: one row of n_ctx per thread */
+} cpu_backend;
+
+static cpu_backend *cpu(ty_backend *be) { return (cpu_backend *)be; }
+
+static void cpu_destroy(ty_backend *be) {
+    cpu_backend *c = cpu(be);
+    ty_pool_free(c->pool);
+    free(c->xq);
+    free(c->deq);
+    free(c->scores);
+    free(c);
+}
+
+static int cpu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int64_t n_ctx,
+                       ty_err *err) {
+    cpu_backend *c = cpu(be);
+    size_t nth = (size_t)ty_pool_size(c->pool);
+    int64_t max_in = hp->n_embd;
+    if (hp->n_ff > max_in) max_in = hp->n_ff;
+    if (hp->n_head * hp->head_dim > max_in) max_in = hp->n_head * hp->head_dim;
+    free(c->xq);
+    free(c->deq);
+    free(c->scores);
+    c->xq = malloc((size_t)n_batch * (size_t)max_in * 2);
+    c->deq = malloc(sizeof(float) * nth * (size_t)max_in);
+    c->scores = malloc(sizeof(float) * nth * (size_t)n_ctx);
+    if (!c->xq || !c->deq || !c->scores)
+        return ty_seterr(err, TY_ERR_NOMEM, "out of memory reserving CPU scratch for %lld tokens",
+                         (long long)n_batch);
+    return TY_OK;
+}
+
+static int cpu_buffer_new(ty_backend *be, size_t n, float **buf, ty_err *err) {
+    *buf = calloc(n ? n : 1, sizeof(float));
+    if (!*buf) return ty_seterr(err, TY_ERR_NOMEM, "out of memory allocating %zu floats", n);
+    return TY_OK;
+}
+
+static void cpu_buffer_free(ty_backend *be, float *buf) { free(buf); }
+
+static void cpu_get_rows(ty_backend *be, const ty_weight *w, const int32_t *ids, int64_t n,
+                         float *out) {
+    for (int64_t i = 0; i < n; i++)
+        ty_dequantize_row(w->type, w->data + (uint64_t)ids[i] * w->row_bytes, out + i * w->ne0,
+                          w->ne0);
+}
+
+/* ---- matmul ----------------------------------------------------------------------------------- */
+
+typedef struct matmul_job {
+    const ty_weight *w;
+    const float *x;      /* n rows of ne0 floats */
+    const uint8_t *xq;   /* fast path: n rows of the quantized activations */
+    uint64_t xq_row;     /* bytes per quantized activation row */
+    float *deq;          /* exact path: nth rows of ne0 floats */
+    int64_t n;
+    float *y;
+} matmul_job;
+
+static void quantize_rows_task(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    long long b, e;
+    ty_split(j->n, ith, nth, &b, &e);
+    uint32_t vdt = ty_type_get(j->w->type)->vec_dot_type;
+    for (long long t = b; t < e; t++)
+        ty_quantize_row(vdt, j->x + t * j->w->ne0, (uint8_t *)j->xq + t * j->xq_row, j->w->ne0);
+}
+
+static void matmul_fast_task(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    const ty_weight *w = j->w;
+    long long b, e;
+    ty_split(w->ne1, ith, nth, &b, &e);
+    for (long long r = b; r < e; r++) {
+        const uint8_t *wr = w->data + (uint64_t)r * w->row_bytes;
+        for (int64_t t = 0; t < j->n; t++)
+            ty_vec_dot(w->type, w->ne0, &j->y[t * w->ne1 + r], wr, j->xq + t * j->xq_row);
+    }
+}
+
+static void matmul_exact_task(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    const ty_weight *w = j->w;
+    float *deq = j->deq + (size_t)ith * w->ne0;
+    long long b, e;
+    ty_split(w->ne1, ith, nth, &b, &e);
+    for (long long r = b; r < e; r++) {
+        ty_dequantize_row(w->type, w->data + (uint64_t)r * w->row_bytes, deq, w->ne0);
+        for (int64_t t = 0; t < j->n; t++) {
+            const float *x = j->x + t * w->ne0;
+            double s = 0;
+            for (int64_t i = 0; i < w->ne0; i++) s += (double)deq[i] * x[i];
+            j->y[t * w->ne1 + r] = (float)s;
+        }
+    }
+}
+
+static void cpu_matmul(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y) {
+    cpu_backend *c = cpu(be);
+    matmul_job j = {.w = w, .x = x, .n = n, .y = y, .deq = c->deq, .xq = c->xq};
+    uint32_t vdt = ty_type_get(w->type)->vec_dot_type;
+    if (c->exact) {
+        ty_pool_run(c->pool, matmul_exact_task, &j);
+    } else if (vdt == TY_TYPE_F32) {
+        j.xq = (const uint8_t *)x; /* float weights take the float activations as they are */
+        j.xq_row = sizeof(float) * (uint64_t)w->ne0;
+        ty_pool_run(c->pool, matmul_fast_task, &j);
+    } else {
+        j.xq_row = ty_row_size(vdt, w->ne0);
+        ty_pool_run(c->pool, quantize_rows_task, &j);
+        ty_pool_run(c->pool, matmul_fast_task, &j);
+    }
+}
+
+/* ---- element-wise and normalisation ----------------------------------------------------------- */
+
+static void cpu_rmsnorm(ty_backend *be, const float *x, const ty_weight *w, float eps, int64_t n,
+                        float *out) {
+    int64_t d = w->ne0;
+    const float *wf = (const float *)w->data;
+    if (w->type != TY_TYPE_F32) { /* F16/BF16 norm weights: widen into the (idle) dequant scratch */
+        ty_dequantize_row(w->type, w->data, cpu(be)->deq, d);
+        wf = cpu(be)->deq;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        const float *xr = x + t * d;
+        double ss = 0;
+        for (int64_t i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
+        float scale = (float)(1.0 / sqrt(ss / (double)d + (double)eps));
+        for (int64_t i = 0; i < d; i++) out[t * d + i] = wf[i] * (xr[i] * scale);
+    }
+}
+
+static void cpu_rope(ty_backend *be, float *x, int64_t n, int64_t n_head, const ty_hparams *hp,
+                     int64_t pos0) {
+    int64_t half = hp->n_rot / 2;
+    float inv_freq[2048];
+    if (half > 2048) return; /* head_dim <= 4096 is checked at load */
+    /* As Hugging Face computes it: float32 inverse frequencies and float32 angles. */
+    for (int64_t i = 0; i < half; i++)
+        inv_freq[i] = (float)(1.0 / pow((double)hp->rope_freq_base, (double)(2 * i) / (double)hp->n_rot));
+    for (int64_t t = 0; t < n; t++) {
+        float p = (float)(pos0 + t);
+        for (int64_t i = 0; i < half; i++) {
+            float angle = p * inv_freq[i];
+            float cs = (float)cos((double)angle), sn = (float)sin((double)angle);
+            for (int64_t h = 0; h < n_head; h++) {
+                float *v = x + (t * n_head + h) * hp->head_dim + 2 * i;
+                float a = v[0], b = v[1];
+                v[0] = a * cs - b * sn;
+                v[1] = a * sn + b * cs;
+            }
+        }
+    }
+}
+
+/* ---- attention -------------------------------------------------------------------------------- */
+
+typedef struct attn_job {
+    const float *q, *k, *v;
+    int64_t n, pos0;
+    const ty_hparams *hp;
+    float *out;
+    float *scores; /* nth rows of n_ctx floats */
+} attn_job;
+
+static void attention_task(void *arg, int ith, int nth) {
+    attn_job *j = arg;
+    const ty_hparams *hp = j->hp;
+    const int64_t hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *sc = j->scores + (size_t)ith * (size_t)(j->pos0 + j->n); /* row stride: any >= pos0+n */
+    long long b, e;
+    ty_split(j->n * hp->n_head, ith, nth, &b, &e);
+    for (long long job = b; job < e; job++) {
+        int64_t t = job / hp->n_head, h = job % hp->n_head, kvh = h / group;
+        int64_t n_keys = j->pos0 + t + 1; /* causal: keys at positions 0..pos */
+        const float *q = j->q + (t * hp->n_head + h) * hd;
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < n_keys; p++) {
+            const float *k = j->k + p * kv_dim + kvh * hd;
+            float s = 0;
+            for (int64_t i = 0; i < hd; i++) s += q[i] * k[i];
+            sc[p] = s * scale;
+            if (sc[p] > mx) mx = sc[p];
+        }
+        double sum = 0;
+        for (int64_t p = 0; p < n_keys; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
+        }
+        float inv = (float)(1.0 / sum);
+        float *o = j->out + (t * hp->n_head + h) * hd;
+        memset(o, 0, sizeof(float) * (size_t)hd);
+        for (int64_t p = 0; p < n_keys; p++) {
+            const float *v = j->v + p * kv_dim + kvh * hd;
+            float a = sc[p] * inv;
+            for (int64_t i = 0; i < hd; i++) o[i] += a * v[i];
+        }
+    }
+}
+
+static void cpu_attention(ty_backend *be, const float *q, const float *k_cache, const float *v_cache,
+                          int64_t n, int64_t pos0, const ty_hparams *hp, float *out) {
+    cpu_backend *c = cpu(be);
+    attn_job j = {q, k_cache, v_cache, n, pos0, hp, out, c->scores};
+    ty_pool_run(c->pool, attention_task, &j);
+}
+
+static void cpu_swiglu(ty_backend *be, float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void cpu_add(ty_backend *be, float *x, const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void cpu_copy(ty_backend *be, float *dst, const float *src, int64_t n) {
+    memcpy(dst, src, sizeof(float) * (size_t)n);
+}
+
+static const ty_backend_ops CPU_OPS = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .buffer_new = cpu_buffer_new,
+    .buffer_free = cpu_buffer_free,
+    .reserve = cpu_reserve,
+    .get_rows = cpu_get_rows,
+    .rmsnorm = cpu_rmsnorm,
+    .matmul = cpu_matmul,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .swiglu = cpu_swiglu,
+    .add = cpu_add,
+    .copy = cpu_copy,
+    .download = cpu_copy,
+};
+
+int ty_backend_cpu_new(const ty_backend_config *cfg, ty_backend **out, ty_err *err) {
+    cpu_backend *c = calloc(1, sizeof *c);
+    if (!c) return ty_seterr(err, TY_ERR_NOMEM, "out of memory creating the CPU backend");
+    c->base.ops = &CPU_OPS;
+    c->exact = cfg->exact_math;
+    int nth = cfg->n_threads > 0 ? cfg->n_threads : ty_physical_cores();
+    c->pool = ty_pool_new(nth);
+    if (!c->pool) {
+        free(c);
+        return ty_seterr(err, TY_ERR_NOMEM, "cannot start %d CPU threads", nth);
+    }
+    *out = &c->base;
+    return TY_OK;
+}

@@ -1,0 +1,109 @@
+/* forward.c - one batch of the llama transformer:
+ *
+ *   x = embed(tokens)
+ *   for each layer:  h = rmsnorm(x) * attn_norm
+ *                    q, k, v = Wq h, Wk h, Wv h;  rope(q), rope(k);  cache[pos] = k, v
+ *                    x += Wo attention(q, cache)
+ *                    h = rmsnorm(x) * ffn_norm
+ *                    x += Wdown (silu(Wgate h) * Wup h)
+ *   logits = Woutput (rmsnorm(x) * output_norm)
+ */
+#include "model/forward.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int alloc(ty_backend *be, size_t n, float **buf, ty_err *err) {
+    return be->ops->buffer_new(be, n, buf, err);
+}
+
+int ty_forward_init(ty_forward *fw, const ty_model_desc *model, ty_backend *be, int64_t n_ctx,
+                    int64_t n_batch, ty_err *err) {
+    memset(fw, 0, sizeof *fw);
+    fw->model = model;
+    fw->be = be;
+    fw->n_ctx = n_ctx;
+    fw->n_batch = n_batch;
+    const ty_hparams *hp = &model->hp;
+    const size_t B = (size_t)n_batch, E = (size_t)hp->n_embd, Q = (size_t)(hp->n_head * hp->head_dim),
+                 KV = (size_t)(hp->n_head_kv * hp->head_dim), F = (size_t)hp->n_ff;
+    fw->k_cache = calloc((size_t)hp->n_layer, sizeof(float *));
+    fw->v_cache = calloc((size_t)hp->n_layer, sizeof(float *));
+    if (!fw->k_cache || !fw->v_cache) {
+        ty_forward_free(fw);
+        return ty_seterr(err, TY_ERR_NOMEM, "out of memory");
+    }
+    int rc = TY_OK;
+    for (int64_t l = 0; l < hp->n_layer && !rc; l++) {
+        if (!(rc = alloc(be, (size_t)n_ctx * KV, &fw->k_cache[l], err)))
+            rc = alloc(be, (size_t)n_ctx * KV, &fw->v_cache[l], err);
+    }
+    if (!rc) rc = alloc(be, B * E, &fw->x, err);
+    if (!rc) rc = alloc(be, B * E, &fw->xb, err);
+    if (!rc) rc = alloc(be, B * Q, &fw->q, err);
+    if (!rc) rc = alloc(be, B * Q, &fw->att, err);
+    if (!rc) rc = alloc(be, B * E, &fw->proj, err);
+    if (!rc) rc = alloc(be, B * F, &fw->gate, err);
+    if (!rc) rc = alloc(be, B * F, &fw->up, err);
+    if (!rc) rc = alloc(be, B * (size_t)hp->n_vocab, &fw->logits, err);
+    if (!rc) rc = be->ops->reserve(be, hp, n_batch, n_ctx, err);
+    if (rc) {
+        ty_forward_free(fw);
+        return ty_preferr(err, "context of %lld tokens", (long long)n_ctx);
+    }
+    return TY_OK;
+}
+
+void ty_forward_free(ty_forward *fw) {
+    ty_backend *be = fw->be;
+    if (!be) return;
+    if (fw->k_cache)
+        for (int64_t l = 0; l < fw->model->hp.n_layer; l++) {
+            be->ops->buffer_free(be, fw->k_cache[l]);
+            be->ops->buffer_free(be, fw->v_cache[l]);
+        }
+    free(fw->k_cache);
+    free(fw->v_cache);
+    float *bufs[] = {fw->x, fw->xb, fw->q, fw->att, fw->proj, fw->gate, fw->up, fw->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->ops->buffer_free(be, bufs[i]);
+    memset(fw, 0, sizeof *fw);
+}
+
+void ty_forward_batch(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t pos0, int all_logits,
+                      float *logits) {
+    const ty_model_desc *m = fw->model;
+    const ty_hparams *hp = &m->hp;
+    const ty_backend_ops *op = fw->be->ops;
+    ty_backend *be = fw->be;
+    const int64_t E = hp->n_embd, KV = hp->n_head_kv * hp->head_dim;
+
+    op->get_rows(be, &m->tok_embd, tokens, n, fw->x);
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        const ty_layer_weights *L = &m->layers[l];
+        float *k = fw->k_cache[l] + pos0 * KV; /* this batch's rows of the cache */
+        float *v = fw->v_cache[l] + pos0 * KV;
+
+        op->rmsnorm(be, fw->x, &L->attn_norm, hp->rms_norm_eps, n, fw->xb);
+        op->matmul(be, &L->wq, fw->xb, n, fw->q);
+        op->matmul(be, &L->wk, fw->xb, n, k);
+        op->matmul(be, &L->wv, fw->xb, n, v);
+        op->rope(be, fw->q, n, hp->n_head, hp, pos0);
+        op->rope(be, k, n, hp->n_head_kv, hp, pos0);
+        op->attention(be, fw->q, fw->k_cache[l], fw->v_cache[l], n, pos0, hp, fw->att);
+        op->matmul(be, &L->wo, fw->att, n, fw->proj);
+        op->add(be, fw->x, fw->proj, n * E);
+
+        op->rmsnorm(be, fw->x, &L->ffn_norm, hp->rms_norm_eps, n, fw->xb);
+        op->matmul(be, &L->w_gate, fw->xb, n, fw->gate);
+        op->matmul(be, &L->w_up, fw->xb, n, fw->up);
+        op->swiglu(be, fw->gate, fw->up, n * hp->n_ff);
+        op->matmul(be, &L->w_down, fw->gate, n, fw->proj);
+        op->add(be, fw->x, fw->proj, n * E);
+    }
+    /* Only the rows whose logits are wanted go through the (large) output matrix. */
+    const float *rows = all_logits ? fw->x : fw->x + (n - 1) * E;
+    int64_t n_out = all_logits ? n : 1;
+    op->rmsnorm(be, rows, &m->output_norm, hp->rms_norm_eps, n_out, fw->xb);
+    op->matmul(be, &m->output, fw->xb, n_out, fw->logits);
+    op->download(be, logits, fw->logits, n_out * hp->n_vocab);
+}
