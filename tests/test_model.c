@@ -251,8 +251,9 @@ static void test_quantized(const char *model, const char *type, int has_dequant,
             free(ref);
             free(got);
         }
-        float *got = eval_case(fast, c);
         float *ref = read_ref("llamacpp", file, c, nv); /* tiny-e2e: short_en only */
+        if (!ref && !hd128) continue;
+        float *got = eval_case(fast, c);
         if (got && ref) compare_rows(&vs_llama, got, ref, c->n, nv);
         free(ref);
         ref = NULL;
