@@ -70,10 +70,13 @@ typedef struct ty_model_info {
     int64_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim, n_rot;
     float rope_freq_base, rms_norm_eps;
     uint64_t n_params, weight_bytes, file_bytes;
+    uint64_t bytes_per_token; /* weight bytes one decode step reads: all but the embedding table,
+                                 of which one row */
     const char *file_type;    /* e.g. "Q4_K_M", from general.file_type, or "unknown" */
     const char *tokenizer;    /* tokenizer.ggml.model: "llama" */
     int add_bos, add_eos;
     int64_t n_tensors;
+    int n_threads;            /* CPU threads the model's contexts use */
 } ty_model_info;
 
 int ty_model_get_info(const ty_model *model, ty_model_info *info);
@@ -120,7 +123,10 @@ int ty_detokenize(const ty_model *model, const ty_token *ids, int64_t n, char *b
 typedef struct ty_context_params {
     int64_t n_ctx;   /* context window in tokens; 0: min(model's training context, 4096) */
     int64_t n_batch; /* most tokens evaluated in one pass; 0: 512 */
+    int kv_type;     /* TY_KV_DEFAULT: F16 (F32 when the model uses exact math), or one below */
 } ty_context_params;
+
+enum { TY_KV_DEFAULT = 0, TY_KV_F32 = 1, TY_KV_F16 = 2, TY_KV_Q8_0 = 3 };
 
 ty_context_params ty_context_default_params(void);
 

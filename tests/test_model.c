@@ -110,8 +110,9 @@ static ty_model *open_model(const char *file, int exact) {
 }
 
 /* All-position logits of one case, malloc'd [n][n_vocab]. */
-static float *eval_case(ty_model *m, const tcase *c) {
+static float *eval_case(ty_model *m, const tcase *c, int kv_type) {
     ty_context_params cp = ty_context_default_params();
+    cp.kv_type = kv_type;
     cp.n_ctx = 512;
     cp.n_batch = 128; /* several batches for the long cases: exercises the cache across batches */
     ty_context *ctx;
@@ -156,8 +157,16 @@ static void test_float_files(const char *model, const char *type) {
     for (int k = 0; k < n_cases; k++) {
         const tcase *c = &cases[k];
         if (strcmp(c->model, model)) continue;
-        float *ref = read_ref("hf", model, c, nv), *got = eval_case(m, c);
-        CHECK(ref && got, "%s %s: reference or evaluation missing", file, c->name);
+        float *ref = read_ref("hf", model, c, nv), *got = eval_case(m, c, TY_KV_F32);
+        float *got16 = eval_case(m, c, TY_KV_F16);
+        CHECK(ref && got && got16, "%s %s: reference or evaluation missing", file, c->name);
+        if (ref && got16) { /* an F16 KV cache rounds K and V: the README's f16-activation tolerance */
+            metrics mt = {0};
+            compare_rows(&mt, got16, ref, c->n, nv);
+            CHECK(mt.max_abs <= 0.05 && rel_l2(&mt) <= 2e-3, "%s %s, F16 KV cache: max_abs %.3g rel_l2 %.3g",
+                  file, c->name, mt.max_abs, rel_l2(&mt));
+        }
+        free(got16);
         if (ref && got) {
             metrics mt = {0};
             compare_rows(&mt, got, ref, c->n, nv);
@@ -194,6 +203,7 @@ static void test_greedy(const char *model, const char *type, const json *greedy,
         CHECK(json_len(toks) == 32, "%s: greedy reference for %s", file, c->name);
         ty_context_params cp = ty_context_default_params();
         cp.n_ctx = 512;
+        cp.kv_type = TY_KV_F32;
         ty_context *ctx;
         if (ty_context_new(m, &cp, &ctx, NULL)) { CHECK(0, "context"); break; }
         int rc = ty_context_eval(ctx, c->ids, c->n, TY_LOGITS_LAST);
@@ -239,7 +249,7 @@ static void test_quantized(const char *model, const char *type, int has_dequant,
         const tcase *c = &cases[k];
         if (strcmp(c->model, model)) continue;
         if (exact) {
-            float *ref = read_ref("dequant", file, c, nv), *got = eval_case(exact, c);
+            float *ref = read_ref("dequant", file, c, nv), *got = eval_case(exact, c, TY_KV_F32);
             CHECK(ref && got, "%s %s: dequant reference or evaluation missing", file, c->name);
             if (ref && got) {
                 metrics mt = {0};
@@ -253,7 +263,7 @@ static void test_quantized(const char *model, const char *type, int has_dequant,
         }
         float *ref = read_ref("llamacpp", file, c, nv); /* tiny-e2e: short_en only */
         if (!ref && !hd128) continue;
-        float *got = eval_case(fast, c);
+        float *got = eval_case(fast, c, TY_KV_DEFAULT); /* F16 cache, as users run it */
         if (got && ref) compare_rows(&vs_llama, got, ref, c->n, nv);
         free(ref);
         ref = NULL;

@@ -14,6 +14,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Options shared by the subcommands that load a model. */
 typedef struct cli_opts {
@@ -30,6 +31,10 @@ typedef struct cli_opts {
     bool exact;            /* --exact: reference math */
     bool raw;              /* --raw: no chat template */
     bool no_bos, parse_special, verbose;
+    bool json, no_bandwidth; /* bench: --json, --no-bandwidth */
+    int64_t repeats;       /* bench: -r */
+    int64_t depth;         /* bench: --ctx-depth */
+    int kv_type;           /* --kv f16|f32|q8_0 (TY_KV_*) */
     ty_sampler_params sp;
     bool seed_set;
     int n_pos;             /* positional arguments left in pos[] */

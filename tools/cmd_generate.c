@@ -7,7 +7,7 @@
 #include "cli.h"
 
 #define GEN_OPTS "-m --model -p --prompt -f --file --system -n -c -t --device --exact --raw " \
-                 "--temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed -v --verbose"
+                 "--kv --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed -v --verbose"
 
 typedef struct stream_state {
     int at_start; /* drop the dummy-prefix space of the first piece, as sentencepiece decoding does */
@@ -28,6 +28,7 @@ static int open_all(cli_opts *o, ty_model **m, ty_context **c, ty_sampler **s, d
     if (cli_open_model(o, m, load_s)) return 1;
     ty_context_params cp = ty_context_default_params();
     cp.n_ctx = o->n_ctx;
+    cp.kv_type = o->kv_type;
     char *err = NULL;
     int rc = ty_context_new(*m, &cp, c, &err);
     if (rc) {

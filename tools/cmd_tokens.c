@@ -114,7 +114,7 @@ int cmd_detokenize(int argc, char **argv) {
 
 int cmd_logits(int argc, char **argv) {
     cli_opts o;
-    if (cli_parse(argc, argv, "-m --model --tokens -o -t -c --device --exact", &o)) {
+    if (cli_parse(argc, argv, "-m --model --tokens -o -t -c --device --exact --kv", &o)) {
         cli_done(&o);
         return 2;
     }
@@ -134,6 +134,7 @@ int cmd_logits(int argc, char **argv) {
     if (!ret) {
         ty_context_params cp = ty_context_default_params();
         cp.n_ctx = o.n_ctx ? o.n_ctx : n;
+        cp.kv_type = o.kv_type;
         char *err = NULL;
         int rc = ty_context_new(m, &cp, &c, &err);
         if (rc) ret = cli_fail("cannot create context", err ? err : ty_status_string(rc));

@@ -15,6 +15,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "tokenize -m FILE [--no-bos] [--parse-special] (TEXT | --file F)"},
     {"detokenize", cmd_detokenize, "detokenize -m FILE ID...                                 ids to text"},
     {"logits", cmd_logits, "logits -m FILE --tokens 1,2,3 -o OUT                     raw float32 logits"},
+    {"bench", cmd_bench, "bench [-m FILE] [-p 512] [-n 128] [-t N] [-r 3] [--ctx-depth D] [--json]  speed"},
     {"synth", cmd_synth, "synth -o OUT [--preset mistral-7b] [--type Q4_K_M]       random-weight model"},
 };
 

@@ -81,6 +81,8 @@ int cli_parse(int argc, char **argv, const char *allowed, cli_opts *o) {
         if (!strcmp(a, "--no-bos")) { o->no_bos = true; continue; }
         if (!strcmp(a, "--parse-special")) { o->parse_special = true; continue; }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = true; continue; }
+        if (!strcmp(a, "--json")) { o->json = true; continue; }
+        if (!strcmp(a, "--no-bandwidth")) { o->no_bandwidth = true; continue; }
         if (i + 1 >= argc) {
             fprintf(stderr, "trainyard %s: option %s needs a value\n", argv[0], a);
             return 2;
@@ -95,7 +97,18 @@ int cli_parse(int argc, char **argv, const char *allowed, cli_opts *o) {
         else if (!strcmp(a, "-o")) o->out = v;
         else if (!strcmp(a, "--tokens")) o->tokens = v;
         else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--kv")) {
+            if (!strcmp(v, "f16")) o->kv_type = TY_KV_F16;
+            else if (!strcmp(v, "f32")) o->kv_type = TY_KV_F32;
+            else if (!strcmp(v, "q8_0")) o->kv_type = TY_KV_Q8_0;
+            else {
+                fprintf(stderr, "trainyard: option --kv expects f16, f32 or q8_0, got '%s'\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "-n")) rc = parse_i64(a, v, -1, INT32_MAX, &o->n_predict);
+        else if (!strcmp(a, "-r")) rc = parse_i64(a, v, 1, 1000, &o->repeats);
+        else if (!strcmp(a, "--ctx-depth")) rc = parse_i64(a, v, 0, 1 << 24, &o->depth);
         else if (!strcmp(a, "-c")) rc = parse_i64(a, v, 0, 1 << 24, &o->n_ctx);
         else if (!strcmp(a, "-t")) { rc = parse_i64(a, v, 0, 1024, &iv); o->n_threads = (int)iv; }
         else if (!strcmp(a, "--temp")) rc = parse_f32(a, v, 0.0f, 100.0f, &o->sp.temperature);

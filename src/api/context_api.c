@@ -5,9 +5,10 @@
 
 #include "api/internal.h"
 #include "base/clock.h"
+#include "quant/quant.h"
 
 ty_context_params ty_context_default_params(void) {
-    ty_context_params p = {.n_ctx = 0, .n_batch = 0};
+    ty_context_params p = {.n_ctx = 0, .n_batch = 0, .kv_type = TY_KV_DEFAULT};
     return p;
 }
 
@@ -24,7 +25,7 @@ int ty_context_new(ty_model *m, const ty_context_params *params, ty_context **ou
     const ty_hparams *hp = &m->desc.hp;
     int64_t n_ctx = p.n_ctx > 0 ? p.n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
     int64_t n_batch = p.n_batch > 0 ? p.n_batch : 512;
-    if (p.n_ctx < 0 || p.n_batch < 0 || n_ctx > (1 << 24)) {
+    if (p.n_ctx < 0 || p.n_batch < 0 || n_ctx > (1 << 24) || p.kv_type < 0 || p.kv_type > TY_KV_Q8_0) {
         ty_seterr(&err, TY_ERR_INVALID_ARG, "invalid context size %lld or batch size %lld",
                   (long long)p.n_ctx, (long long)p.n_batch);
         ty_export_error(&err, errmsg);
@@ -39,7 +40,9 @@ int ty_context_new(ty_model *m, const ty_context_params *params, ty_context **ou
     }
     c->model = m;
     int rc = ty_backend_new(m->device, &m->be_cfg, &c->be, &err);
-    if (!rc) rc = ty_forward_init(&c->fw, &m->desc, c->be, n_ctx, n_batch, &err);
+    static const uint32_t KV_TYPES[] = {TY_TYPE_F16, TY_TYPE_F32, TY_TYPE_F16, TY_TYPE_Q8_0};
+    uint32_t kv = p.kv_type == TY_KV_DEFAULT && m->be_cfg.exact_math ? TY_TYPE_F32 : KV_TYPES[p.kv_type];
+    if (!rc) rc = ty_forward_init(&c->fw, &m->desc, c->be, n_ctx, n_batch, kv, &err);
     if (rc) {
         ty_export_error(&err, errmsg);
         ty_context_free(c);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "base/threadpool.h"
 #include "quant/quant.h"
 
 const char *ty_version(void) { return TY_VERSION; }
@@ -37,7 +38,7 @@ int ty_model_open(const char *path, const ty_model_params *params, ty_model **ou
         return err.code;
     }
     snprintf(m->device, sizeof m->device, "%s", p.device ? p.device : "cpu");
-    m->be_cfg.n_threads = p.n_threads;
+    m->be_cfg.n_threads = p.n_threads > 0 ? p.n_threads : ty_physical_cores();
     m->be_cfg.exact_math = p.exact_math;
     int rc = gguf_open(path, &m->file, &err);
     if (!rc) rc = ty_model_desc_load(m->file, &m->desc, &err);
@@ -93,11 +94,15 @@ int ty_model_get_info(const ty_model *m, ty_model_info *info) {
     info->n_params = m->desc.n_params;
     info->weight_bytes = m->desc.weight_bytes;
     info->file_bytes = gguf_file_size(m->file);
+    const ty_weight *emb = &m->desc.tok_embd;
+    info->bytes_per_token = m->desc.weight_bytes + emb->row_bytes -
+                            (m->desc.output.data == emb->data ? 0 : emb->row_bytes * (uint64_t)emb->ne1);
     info->file_type = ty_file_type_name(m->desc.file_type);
     info->tokenizer = "llama";
     info->add_bos = ty_tokenizer_add_bos(m->tok);
     info->add_eos = ty_tokenizer_add_eos(m->tok);
     info->n_tensors = (int64_t)gguf_n_tensors(m->file);
+    info->n_threads = m->be_cfg.n_threads;
     return TY_OK;
 }
 

@@ -3,7 +3,8 @@
  * The forward pass (model/forward.c) is written once over these ops; each device implements them
  * on its own buffers (host memory for the CPU, device memory for a GPU) and is free to fuse or
  * reorder work inside an op. All activation buffers hold float32, row-major, one row per token.
- * The KV cache is one buffer per layer for K and one for V, each [n_ctx][n_head_kv * head_dim]. */
+ * The KV cache is one buffer per layer for K and one for V, each n_ctx rows of n_head_kv * head_dim
+ * elements of the cache type (F32, F16 or Q8_0), written by kv_store and read by attention. */
 #ifndef TY_BACKEND_H
 #define TY_BACKEND_H
 
@@ -21,6 +22,12 @@ typedef struct ty_backend_ops {
     /* float buffers of n elements, zero-filled */
     int (*buffer_new)(ty_backend *be, size_t n, float **buf, ty_err *err);
     void (*buffer_free)(ty_backend *be, float *buf);
+    /* a KV cache buffer of `rows` rows of `row_bytes`, zero-filled */
+    int (*kv_new)(ty_backend *be, size_t rows, uint64_t row_bytes, void **buf, ty_err *err);
+    void (*kv_free)(ty_backend *be, void *buf);
+    /* converts n rows of kv_dim floats into cache rows pos0.. of the cache */
+    void (*kv_store)(ty_backend *be, void *cache, uint32_t kv_type, int64_t kv_dim, int64_t pos0,
+                     int64_t n, const float *src);
     /* sizes internal scratch for batches of up to n_batch tokens and contexts of n_ctx */
     int (*reserve)(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int64_t n_ctx,
                    ty_err *err);
@@ -36,8 +43,8 @@ typedef struct ty_backend_ops {
     void (*rope)(ty_backend *be, float *x, int64_t n, int64_t n_head, const ty_hparams *hp,
                  int64_t pos0);
     /* causal attention of n query rows at positions pos0.. over cache positions [0, pos0 + n) */
-    void (*attention)(ty_backend *be, const float *q, const float *k_cache, const float *v_cache,
-                      int64_t n, int64_t pos0, const ty_hparams *hp, float *out);
+    void (*attention)(ty_backend *be, const float *q, const void *k_cache, const void *v_cache,
+                      uint32_t kv_type, int64_t n, int64_t pos0, const ty_hparams *hp, float *out);
     /* g[i] = silu(g[i]) * u[i] */
     void (*swiglu)(ty_backend *be, float *g, const float *u, int64_t n);
     /* x[i] += y[i] */

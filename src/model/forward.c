@@ -13,31 +13,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/quant.h"
+
 static int alloc(ty_backend *be, size_t n, float **buf, ty_err *err) {
     return be->ops->buffer_new(be, n, buf, err);
 }
 
 int ty_forward_init(ty_forward *fw, const ty_model_desc *model, ty_backend *be, int64_t n_ctx,
-                    int64_t n_batch, ty_err *err) {
+                    int64_t n_batch, uint32_t kv_type, ty_err *err) {
     memset(fw, 0, sizeof *fw);
     fw->model = model;
     fw->be = be;
     fw->n_ctx = n_ctx;
     fw->n_batch = n_batch;
+    fw->kv_type = kv_type;
     const ty_hparams *hp = &model->hp;
     const size_t B = (size_t)n_batch, E = (size_t)hp->n_embd, Q = (size_t)(hp->n_head * hp->head_dim),
                  KV = (size_t)(hp->n_head_kv * hp->head_dim), F = (size_t)hp->n_ff;
-    fw->k_cache = calloc((size_t)hp->n_layer, sizeof(float *));
-    fw->v_cache = calloc((size_t)hp->n_layer, sizeof(float *));
+    fw->k_cache = calloc((size_t)hp->n_layer, sizeof(void *));
+    fw->v_cache = calloc((size_t)hp->n_layer, sizeof(void *));
     if (!fw->k_cache || !fw->v_cache) {
         ty_forward_free(fw);
         return ty_seterr(err, TY_ERR_NOMEM, "out of memory");
     }
     int rc = TY_OK;
+    uint64_t row_bytes = ty_row_size(kv_type, (int64_t)KV);
+    if (!row_bytes)
+        rc = ty_seterr(err, TY_ERR_UNSUPPORTED, "KV cache type %s needs a KV width (%zu) that is a multiple of its block size",
+                       ty_type_name(kv_type), KV);
     for (int64_t l = 0; l < hp->n_layer && !rc; l++) {
-        if (!(rc = alloc(be, (size_t)n_ctx * KV, &fw->k_cache[l], err)))
-            rc = alloc(be, (size_t)n_ctx * KV, &fw->v_cache[l], err);
+        if (!(rc = be->ops->kv_new(be, (size_t)n_ctx, row_bytes, &fw->k_cache[l], err)))
+            rc = be->ops->kv_new(be, (size_t)n_ctx, row_bytes, &fw->v_cache[l], err);
     }
+    if (!rc) rc = alloc(be, B * KV, &fw->k, err);
+    if (!rc) rc = alloc(be, B * KV, &fw->v, err);
     if (!rc) rc = alloc(be, B * E, &fw->x, err);
     if (!rc) rc = alloc(be, B * E, &fw->xb, err);
     if (!rc) rc = alloc(be, B * Q, &fw->q, err);
@@ -59,12 +68,12 @@ void ty_forward_free(ty_forward *fw) {
     if (!be) return;
     if (fw->k_cache)
         for (int64_t l = 0; l < fw->model->hp.n_layer; l++) {
-            be->ops->buffer_free(be, fw->k_cache[l]);
-            be->ops->buffer_free(be, fw->v_cache[l]);
+            be->ops->kv_free(be, fw->k_cache[l]);
+            be->ops->kv_free(be, fw->v_cache[l]);
         }
     free(fw->k_cache);
     free(fw->v_cache);
-    float *bufs[] = {fw->x, fw->xb, fw->q, fw->att, fw->proj, fw->gate, fw->up, fw->logits};
+    float *bufs[] = {fw->x, fw->xb, fw->q, fw->k, fw->v, fw->att, fw->proj, fw->gate, fw->up, fw->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->ops->buffer_free(be, bufs[i]);
     memset(fw, 0, sizeof *fw);
 }
@@ -80,16 +89,15 @@ void ty_forward_batch(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t 
     op->get_rows(be, &m->tok_embd, tokens, n, fw->x);
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const ty_layer_weights *L = &m->layers[l];
-        float *k = fw->k_cache[l] + pos0 * KV; /* this batch's rows of the cache */
-        float *v = fw->v_cache[l] + pos0 * KV;
-
         op->rmsnorm(be, fw->x, &L->attn_norm, hp->rms_norm_eps, n, fw->xb);
         op->matmul(be, &L->wq, fw->xb, n, fw->q);
-        op->matmul(be, &L->wk, fw->xb, n, k);
-        op->matmul(be, &L->wv, fw->xb, n, v);
+        op->matmul(be, &L->wk, fw->xb, n, fw->k);
+        op->matmul(be, &L->wv, fw->xb, n, fw->v);
         op->rope(be, fw->q, n, hp->n_head, hp, pos0);
-        op->rope(be, k, n, hp->n_head_kv, hp, pos0);
-        op->attention(be, fw->q, fw->k_cache[l], fw->v_cache[l], n, pos0, hp, fw->att);
+        op->rope(be, fw->k, n, hp->n_head_kv, hp, pos0);
+        op->kv_store(be, fw->k_cache[l], fw->kv_type, KV, pos0, n, fw->k);
+        op->kv_store(be, fw->v_cache[l], fw->kv_type, KV, pos0, n, fw->v);
+        op->attention(be, fw->q, fw->k_cache[l], fw->v_cache[l], fw->kv_type, n, pos0, hp, fw->att);
         op->matmul(be, &L->wo, fw->att, n, fw->proj);
         op->add(be, fw->x, fw->proj, n * E);
 

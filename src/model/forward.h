@@ -9,11 +9,13 @@ typedef struct ty_forward {
     const ty_model_desc *model;
     ty_backend *be;
     int64_t n_ctx, n_batch;
-    float **k_cache, **v_cache; /* n_layer buffers of [n_ctx][n_head_kv * head_dim] */
+    uint32_t kv_type;           /* TY_TYPE_F32, F16 or Q8_0 */
+    void **k_cache, **v_cache;  /* n_layer buffers of n_ctx rows of (n_head_kv * head_dim) kv_type */
     /* activations, rows of one batch (n_batch rows) */
     float *x;      /* [n_batch][n_embd] residual stream */
     float *xb;     /* [n_batch][n_embd] normalised input of a block */
     float *q;      /* [n_batch][n_head * head_dim] */
+    float *k, *v;  /* [n_batch][n_head_kv * head_dim] before they enter the cache */
     float *att;    /* [n_batch][n_head * head_dim] attention output */
     float *proj;   /* [n_batch][n_embd] block output before the residual add */
     float *gate;   /* [n_batch][n_ff] */
@@ -22,7 +24,7 @@ typedef struct ty_forward {
 } ty_forward;
 
 int ty_forward_init(ty_forward *fw, const ty_model_desc *model, ty_backend *be, int64_t n_ctx,
-                    int64_t n_batch, ty_err *err);
+                    int64_t n_batch, uint32_t kv_type, ty_err *err);
 void ty_forward_free(ty_forward *fw);
 
 /* Runs n (<= n_batch) tokens at positions pos0..pos0+n-1, writing their K/V into the cache.

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/attention.h"
 #include "base/threadpool.h"
 #include "quant/quant.h"
 
@@ -22,7 +23,7 @@ typedef struct cpu_backend {
     /* scratch sized by cpu_reserve for the largest batch and context */
     uint8_t *xq;    /* quantized activation rows: n_batch x (2 bytes per element, an upper bound) */
     float *deq;     /* exact path: one dequantized weight row per thread */
-    float *scores;  /* attention scores: one row of n_ctx per thread */
+    float *scores;  /* attention scratch: ty_attn_scratch_floats per thread */
 } cpu_backend;
 
 static cpu_backend *cpu(ty_backend *be) { return (cpu_backend *)be; }
@@ -48,7 +49,7 @@ static int cpu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, in
     free(c->scores);
     c->xq = malloc((size_t)n_batch * (size_t)max_in * 2);
     c->deq = malloc(sizeof(float) * nth * (size_t)max_in);
-    c->scores = malloc(sizeof(float) * nth * (size_t)n_ctx);
+    c->scores = malloc(sizeof(float) * nth * ty_attn_scratch_floats(hp->n_head, hp->n_head_kv, hp->head_dim));
     if (!c->xq || !c->deq || !c->scores)
         return ty_seterr(err, TY_ERR_NOMEM, "out of memory reserving CPU scratch for %lld tokens",
                          (long long)n_batch);
@@ -182,56 +183,46 @@ static void cpu_rope(ty_backend *be, float *x, int64_t n, int64_t n_head, const 
     }
 }
 
-/* ---- attention -------------------------------------------------------------------------------- */
+/* ---- KV cache and attention ------------------------------------------------------------------ */
+
+static int cpu_kv_new(ty_backend *be, size_t rows, uint64_t row_bytes, void **buf, ty_err *err) {
+    *buf = calloc(rows ? rows : 1, (size_t)row_bytes);
+    if (!*buf)
+        return ty_seterr(err, TY_ERR_NOMEM, "out of memory allocating a KV cache of %zu x %llu bytes",
+                         rows, (unsigned long long)row_bytes);
+    return TY_OK;
+}
+
+static void cpu_kv_free(ty_backend *be, void *buf) { free(buf); }
+
+static void cpu_kv_store(ty_backend *be, void *cache, uint32_t kv_type, int64_t kv_dim, int64_t pos0,
+                         int64_t n, const float *src) {
+    ty_kv_store(cache, kv_type, ty_row_size(kv_type, kv_dim), kv_dim, pos0, n, src);
+}
 
 typedef struct attn_job {
-    const float *q, *k, *v;
-    int64_t n, pos0;
-    const ty_hparams *hp;
-    float *out;
-    float *scores; /* nth rows of n_ctx floats */
+    ty_attn_args args;
+    float *scratch; /* ty_attn_scratch_floats per thread */
+    size_t per_thread;
 } attn_job;
 
 static void attention_task(void *arg, int ith, int nth) {
     attn_job *j = arg;
-    const ty_hparams *hp = j->hp;
-    const int64_t hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    float *sc = j->scores + (size_t)ith * (size_t)(j->pos0 + j->n); /* row stride: any >= pos0+n */
     long long b, e;
-    ty_split(j->n * hp->n_head, ith, nth, &b, &e);
-    for (long long job = b; job < e; job++) {
-        int64_t t = job / hp->n_head, h = job % hp->n_head, kvh = h / group;
-        int64_t n_keys = j->pos0 + t + 1; /* causal: keys at positions 0..pos */
-        const float *q = j->q + (t * hp->n_head + h) * hd;
-        float mx = -INFINITY;
-        for (int64_t p = 0; p < n_keys; p++) {
-            const float *k = j->k + p * kv_dim + kvh * hd;
-            float s = 0;
-            for (int64_t i = 0; i < hd; i++) s += q[i] * k[i];
-            sc[p] = s * scale;
-            if (sc[p] > mx) mx = sc[p];
-        }
-        double sum = 0;
-        for (int64_t p = 0; p < n_keys; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float inv = (float)(1.0 / sum);
-        float *o = j->out + (t * hp->n_head + h) * hd;
-        memset(o, 0, sizeof(float) * (size_t)hd);
-        for (int64_t p = 0; p < n_keys; p++) {
-            const float *v = j->v + p * kv_dim + kvh * hd;
-            float a = sc[p] * inv;
-            for (int64_t i = 0; i < hd; i++) o[i] += a * v[i];
-        }
-    }
+    ty_split(j->args.n * j->args.n_head_kv, ith, nth, &b, &e);
+    ty_attn_tiled(&j->args, b, e, j->scratch + (size_t)ith * j->per_thread);
 }
 
-static void cpu_attention(ty_backend *be, const float *q, const float *k_cache, const float *v_cache,
-                          int64_t n, int64_t pos0, const ty_hparams *hp, float *out) {
+static void cpu_attention(ty_backend *be, const float *q, const void *k_cache, const void *v_cache,
+                          uint32_t kv_type, int64_t n, int64_t pos0, const ty_hparams *hp, float *out) {
     cpu_backend *c = cpu(be);
-    attn_job j = {q, k_cache, v_cache, n, pos0, hp, out, c->scores};
+    attn_job j = {
+        .args = {.q = q, .k = k_cache, .v = v_cache, .kv_type = kv_type,
+                 .row_bytes = ty_row_size(kv_type, hp->n_head_kv * hp->head_dim), .n = n, .pos0 = pos0,
+                 .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .out = out},
+        .scratch = c->scores,
+        .per_thread = ty_attn_scratch_floats(hp->n_head, hp->n_head_kv, hp->head_dim),
+    };
     ty_pool_run(c->pool, attention_task, &j);
 }
 
@@ -253,6 +244,9 @@ static const ty_backend_ops CPU_OPS = {
     .buffer_new = cpu_buffer_new,
     .buffer_free = cpu_buffer_free,
     .reserve = cpu_reserve,
+    .kv_new = cpu_kv_new,
+    .kv_free = cpu_kv_free,
+    .kv_store = cpu_kv_store,
     .get_rows = cpu_get_rows,
     .rmsnorm = cpu_rmsnorm,
     .matmul = cpu_matmul,
