@@ -160,6 +160,13 @@ static int test_chat(void) {
         CHECK(!clobbered, "chat wrote beyond cap");
         CHECK(ty_model_errmsg(m)[0] != 0, "no message for a small buffer");
         need = -1;
+        need = -1;
+        rc = ty_chat_tokenize(m, msgs, 3, buf, 162, &need); /* one short */
+        clobbered = 0;
+        for (int i = 162; i < 200; i++) clobbered |= buf[i] != -7;
+        CHECK(rc == TY_ERR_BUFFER_TOO_SMALL && need == 163 && !clobbered, "chat buffer one short: %s",
+              ty_status_string(rc));
+        need = -1;
         rc = ty_chat_tokenize(m, msgs, 3, NULL, 0, &need);
         CHECK(rc == TY_ERR_BUFFER_TOO_SMALL && need == 163, "size query: %s %lld", ty_status_string(rc),
               (long long)need);
@@ -177,6 +184,9 @@ static int test_chat(void) {
         CHECK(rc == TY_ERR_INVALID_ARG, "invalid role: %s", ty_status_string(rc));
         const char *msg = ty_model_errmsg(m);
         CHECK(msg && strstr(msg, "robot") && !strchr(msg, '\n'), "invalid role message: '%s'", msg ? msg : "(null)");
+        ty_chat_message badutf8[2] = {{"user", "ok"}, {"assistant", "bad \xff byte"}};
+        CHECK(ty_chat_tokenize(m, badutf8, 2, buf, 64, &nn) == TY_ERR_UTF8 && ty_model_errmsg(m)[0],
+              "invalid UTF-8 in a message");
         ty_chat_message nocontent = {"user", NULL}, norole = {NULL, "x"};
         CHECK(ty_chat_tokenize(m, &nocontent, 1, buf, 64, &nn) == TY_ERR_INVALID_ARG, "NULL content");
         CHECK(ty_chat_tokenize(m, &norole, 1, buf, 64, &nn) == TY_ERR_INVALID_ARG, "NULL role");
@@ -261,6 +271,11 @@ static int test_tokenize(void) {
         int clobbered = 0;
         for (int i = 3; i < 64; i++) clobbered |= buf[i] != -9;
         CHECK(!clobbered, "tokenize wrote beyond cap");
+        for (int i = 0; i < 64; i++) buf[i] = -9;
+        rc = ty_tokenize(m, s, strlen(s), TY_TOKENIZE_ADD_BOS, buf, need - 1, &n); /* one short */
+        clobbered = 0;
+        for (int64_t i = need - 1; i < 64; i++) clobbered |= buf[i] != -9;
+        CHECK(rc == TY_ERR_BUFFER_TOO_SMALL && n == need && !clobbered, "buffer one short: %s", ty_status_string(rc));
         rc = ty_tokenize(m, s, strlen(s), TY_TOKENIZE_ADD_BOS, NULL, 0, &n);
         CHECK(rc == TY_ERR_BUFFER_TOO_SMALL && n == need, "size query");
         rc = ty_tokenize(m, s, strlen(s), TY_TOKENIZE_ADD_BOS, buf, need, &n);
@@ -342,6 +357,11 @@ static int test_tokenize(void) {
         CHECK(memcmp(out, "Hello", 5) == 0 && out[5] == 0 && out[6] == 'z', "detokenize truncated output");
         rc = ty_detokenize(m, ids, n, NULL, 0, &nb);
         CHECK(rc == TY_ERR_BUFFER_TOO_SMALL && nb == strlen(s), "detokenize size query");
+        memset(out, 'z', sizeof out);
+        rc = ty_detokenize(m, ids, n, out, strlen(s), &nb); /* no room for the NUL */
+        CHECK(rc == TY_ERR_BUFFER_TOO_SMALL && nb == strlen(s) && out[strlen(s) - 1] == 0 && out[strlen(s)] == 'z' &&
+                  memcmp(out, s, strlen(s) - 1) == 0,
+              "detokenize without room for the NUL: %s", ty_status_string(rc));
         rc = ty_detokenize(m, ids, n, out, strlen(s) + 1, &nb);
         CHECK(rc == TY_OK && strcmp(out, s) == 0, "detokenize exact buffer");
         ty_token badid[] = {1, 5, (ty_token)V};
@@ -798,6 +818,20 @@ static int test_sampler(void) {
         ty_sampler_free(g);
         ty_sampler_free(s);
         ty_sampler_free(d);
+    }
+
+    /* an infinite logit: that token always (the softmax must not become NaN) */
+    {
+        float f[4] = {1.0f, INFINITY, 0.5f, -2.0f};
+        static const float tp[3] = {1.0f, 0.9f, 1.0f}, mp[3] = {0.0f, 0.0f, 0.05f};
+        int bad = 0;
+        for (int k = 0; k < 3; k++) {
+            ty_sampler *s = sampler(1.0f, 0, tp[k], mp[k], 1.0f, 5 + (uint64_t)k);
+            REQUIRE(s, "sampler");
+            for (int t = 0; t < 200; t++) bad += ty_sampler_sample(s, f, 4, &tok) != TY_OK || tok != 1;
+            ty_sampler_free(s);
+        }
+        CHECK(bad == 0, "+inf logit not chosen %d times of 600", bad);
     }
 
     /* invalid parameters and arguments */

@@ -134,7 +134,7 @@ int cmd_logits(int argc, char **argv) {
     if (!ret) {
         ty_context_params cp = ty_context_default_params();
         cp.n_ctx = o.n_ctx ? o.n_ctx : n;
-        cp.kv_type = o.kv_type;
+        cp.kv_type = o.kv_type ? o.kv_type : TY_KV_F32; /* an inspection tool: most accurate by default */
         char *err = NULL;
         int rc = ty_context_new(m, &cp, &c, &err);
         if (rc) ret = cli_fail("cannot create context", err ? err : ty_status_string(rc));

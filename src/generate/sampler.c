@@ -1,6 +1,7 @@
 /* sampler.c - turning logits into a token: repetition penalty, then top-k, top-p and min-p
  * filters on the candidates, then temperature and a draw from the softmax (or argmax when the
  * temperature is 0). The random stream is splitmix64 seeded by the caller: same seed, same text. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,7 @@ int ty_sampler_sample(ty_sampler *s, const float *logits, int64_t n_vocab, ty_to
     candidate *c = s->cand;
     for (int64_t i = 0; i < n_vocab; i++) {
         c[i].logit = logits[i] == logits[i] ? logits[i] : -INFINITY; /* NaN never wins */
+        if (c[i].logit > FLT_MAX) c[i].logit = FLT_MAX; /* +inf would make the softmax NaN */
         c[i].id = (int32_t)i;
     }
     if (s->p.repeat_penalty != 1.0f)
