@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TY_HAVE_AVX2_KERNELS 1
 
 void ty_avx2_dot_f32(int64_t n, float *s, const void *w, const void *a);

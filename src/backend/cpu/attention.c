@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/fp16.h"
+#include "quant/kernels.h"
 #include "quant/quant.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -52,10 +53,8 @@ __attribute__((target("avx2,fma,f16c"))) static void axpy_f16_avx2(float *o, flo
     }
 }
 
-static int have_f16c(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-}
+/* The AVX2 kernel set is chosen only on CPUs with AVX2, FMA and F16C. */
+static int have_f16c(void) { return ty_kernels_best() != ty_kernels_scalar(); }
 #endif
 
 static float dot(const float *a, const float *b, int64_t n) {

@@ -14,12 +14,14 @@
 #include "backend/backend.h"
 #include "backend/cpu/attention.h"
 #include "base/threadpool.h"
+#include "quant/kernels.h"
 #include "quant/quant.h"
 
 typedef struct cpu_backend {
     ty_backend base;
     ty_pool *pool;
     int exact;
+    const ty_kernels *kern; /* the fastest dot/quantize kernels this CPU runs */
     /* scratch sized by cpu_reserve for the largest batch and context */
     uint8_t *xq;    /* quantized activation rows: n_batch x (2 bytes per element, an upper bound) */
     float *deq;     /* exact path: one dequantized weight row per thread */
@@ -79,6 +81,7 @@ typedef struct matmul_job {
     const uint8_t *xq;   /* fast path: n rows of the quantized activations */
     uint64_t xq_row;     /* bytes per quantized activation row */
     float *deq;          /* exact path: nth rows of ne0 floats */
+    const ty_kernels *kern;
     int64_t n;
     float *y;
 } matmul_job;
@@ -88,8 +91,9 @@ static void quantize_rows_task(void *arg, int ith, int nth) {
     long long b, e;
     ty_split(j->n, ith, nth, &b, &e);
     uint32_t vdt = ty_type_get(j->w->type)->vec_dot_type;
+    ty_quantize_row_fn quantize = j->kern->quantize_row[vdt];
     for (long long t = b; t < e; t++)
-        ty_quantize_row(vdt, j->x + t * j->w->ne0, (uint8_t *)j->xq + t * j->xq_row, j->w->ne0);
+        quantize(j->x + t * j->w->ne0, (uint8_t *)j->xq + t * j->xq_row, j->w->ne0);
 }
 
 static void matmul_fast_task(void *arg, int ith, int nth) {
@@ -97,10 +101,10 @@ static void matmul_fast_task(void *arg, int ith, int nth) {
     const ty_weight *w = j->w;
     long long b, e;
     ty_split(w->ne1, ith, nth, &b, &e);
+    ty_vec_dot_fn dot = j->kern->vec_dot[w->type];
     for (long long r = b; r < e; r++) {
         const uint8_t *wr = w->data + (uint64_t)r * w->row_bytes;
-        for (int64_t t = 0; t < j->n; t++)
-            ty_vec_dot(w->type, w->ne0, &j->y[t * w->ne1 + r], wr, j->xq + t * j->xq_row);
+        for (int64_t t = 0; t < j->n; t++) dot(w->ne0, &j->y[t * w->ne1 + r], wr, j->xq + t * j->xq_row);
     }
 }
 
@@ -126,7 +130,7 @@ static void matmul_exact_task(void *arg, int ith, int nth) {
 
 static void cpu_matmul(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y) {
     cpu_backend *c = cpu(be);
-    matmul_job j = {.w = w, .x = x, .n = n, .y = y, .deq = c->deq, .xq = c->xq};
+    matmul_job j = {.w = w, .x = x, .n = n, .y = y, .deq = c->deq, .xq = c->xq, .kern = c->kern};
     uint32_t vdt = ty_type_get(w->type)->vec_dot_type;
     if (c->exact) {
         ty_pool_run(c->pool, matmul_exact_task, &j);
@@ -263,6 +267,7 @@ int ty_backend_cpu_new(const ty_backend_config *cfg, ty_backend **out, ty_err *e
     if (!c) return ty_seterr(err, TY_ERR_NOMEM, "out of memory creating the CPU backend");
     c->base.ops = &CPU_OPS;
     c->exact = cfg->exact_math;
+    c->kern = ty_kernels_best();
     int nth = cfg->n_threads > 0 ? cfg->n_threads : ty_physical_cores();
     c->pool = ty_pool_new(nth);
     if (!c->pool) {
