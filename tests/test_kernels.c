@@ -108,6 +108,8 @@ static void test_tables(const ty_kernels *fast, const ty_kernels *ref) {
     for (size_t i = 0; i < N_TYPES; i++) {
         const uint32_t t = TYPES[i].type;
         CHECK(ref->vec_dot[t] != NULL && fast->vec_dot[t] != NULL, "%s vec_dot missing", ty_type_name(t));
+        CHECK(ref->vec_dot_multi[t] != NULL && fast->vec_dot_multi[t] != NULL, "%s vec_dot_multi missing",
+              ty_type_name(t));
         if (fast != ref && TYPES[i].fast)
             CHECK(fast->vec_dot[t] != ref->vec_dot[t], "%s vec_dot not accelerated in %s", ty_type_name(t), fast->name);
     }
@@ -115,6 +117,8 @@ static void test_tables(const ty_kernels *fast, const ty_kernels *ref) {
         bool weight = false; /* vec_dot entries exist exactly for the weight types */
         for (size_t i = 0; i < N_TYPES; i++) weight |= TYPES[i].type == t;
         CHECK((ref->vec_dot[t] != NULL) == weight && (fast->vec_dot[t] != NULL) == weight, "vec_dot[%u]", t);
+        CHECK((ref->vec_dot_multi[t] != NULL) == weight && (fast->vec_dot_multi[t] != NULL) == weight,
+              "vec_dot_multi[%u]", t);
         CHECK((ref->quantize_row[t] != NULL) == ty_can_quantize(t), "scalar quantize_row[%u]", t);
         CHECK((fast->quantize_row[t] != NULL) == ty_can_quantize(t), "%s quantize_row[%u]", fast->name, t);
     }
@@ -399,6 +403,82 @@ static void test_dots(const ty_kernels *fast, const unsigned long long *seeds, i
     }
 }
 
+/* ================================================================================================
+ * 5. vec_dot_multi: bit-identical to vec_dot, row by row
+ * ================================================================================================ */
+
+/* One weight row times n_tok activation rows; every result must have the bits of k->vec_dot on
+ * that row (memcmp), the floats between the strided results must be left alone, and the result
+ * must not depend on the group the token falls in (n_tok from 1 to 17 puts a row in groups of 8,
+ * 4, 2 or the single-row tail). Activation rows a_stride bytes apart (the row size, or more and
+ * odd) in a buffer that ends where the last row ends; odd addresses everywhere. */
+static int test_multi_case(const ty_kernels *k, const type_case *tc, int64_t n, int n_tok, bool from_floats,
+                           int si) {
+    const uint32_t t = tc->type, vdt = ty_type_get(t)->vec_dot_type;
+    const size_t rs = ty_row_size(t, n), as = vdt == TY_TYPE_F32 ? sizeof(float) * (size_t)n : ty_row_size(vdt, n);
+    const bool f32a = vdt == TY_TYPE_F32;
+    const size_t pad = (u32rand() & 1) ? 0 : (f32a ? 4 * (size_t)irand(1, 8) : (size_t)irand(1, 63));
+    const size_t a_stride = as + pad;
+    const size_t woff = (size_t)irand(0, 63), aoff = f32a ? 4 * (size_t)irand(0, 7) : (size_t)irand(0, 63);
+    row_buf w = row_alloc(rs, woff), a = row_alloc(a_stride * (size_t)(n_tok - 1) + as, aoff);
+    make_weights(tc, w.p, n, from_floats, 0.0f);
+    for (int i = 0; i < n_tok; i++) make_activation(vdt, a.p + (size_t)i * a_stride, n, 0);
+    if (pad) /* junk between the rows: must not be read into any result */
+        for (int i = 0; i + 1 < n_tok; i++) memset(a.p + (size_t)i * a_stride + as, 0x5A, pad);
+    const int64_t s_stride = irand(1, 3);
+    float *s = malloc(sizeof(float) * (size_t)(n_tok * s_stride + 1));
+    if (!s) exit(2);
+    for (int i = 0; i < n_tok * s_stride + 1; i++) s[i] = -12345.0f; /* canaries */
+    k->vec_dot_multi[t](n, s, s_stride, w.p, a.p, a_stride, n_tok);
+    int bad = 0;
+    for (int i = 0; i < n_tok; i++) {
+        float want = NAN;
+        k->vec_dot[t](n, &want, w.p, a.p + (size_t)i * a_stride);
+        const float got = s[i * s_stride];
+        if (memcmp(&got, &want, sizeof got) != 0) {
+            if (bad++ < 3)
+                CHECK(false, "%s %s vec_dot_multi n=%lld n_tok=%d seed %d: row %d is %.9g (%08x), vec_dot %.9g (%08x)",
+                      k->name, ty_type_name(t), (long long)n, n_tok, si, i, got, ty_f32_to_bits(got), want,
+                      ty_f32_to_bits(want));
+        }
+        for (int64_t j = 1; j < s_stride; j++)
+            CHECK(s[i * s_stride + j] == -12345.0f, "%s %s vec_dot_multi wrote between results", k->name, ty_type_name(t));
+    }
+    CHECK(s[n_tok * s_stride] == -12345.0f, "%s %s vec_dot_multi wrote past the results", k->name, ty_type_name(t));
+    if (!bad) CHECK(true, "multi");
+    free(s);
+    free(w.base);
+    free(a.base);
+    return bad;
+}
+
+static void test_multi(const ty_kernels *k, const unsigned long long *seeds, int n_seeds) {
+    static const int64_t LENS[] = {256, 4096, 14336};
+    static const int NTOK[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17};
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const type_case *tc = &TYPES[ti];
+        const uint32_t t = tc->type;
+        const int bs = ty_type_get(t)->block_size;
+        int n_rows = 0, n_bad = 0;
+        for (int si = 0; si < n_seeds; si++) {
+            rng = seeds[si] ^ (0x1000000 * (t + 1)) ^ (k == ty_kernels_scalar());
+            for (size_t li = 0; li < sizeof LENS / sizeof LENS[0] + 2; li++) {
+                /* the standard lengths, then 1 and 3 blocks (odd block counts: the tail paths) or
+                 * for float types 7 and 1001 elements */
+                const int64_t n = li < 3 ? LENS[li] : is_float_type(t) ? (li == 3 ? 7 : 1001) : (li == 3 ? 1 : 3) * bs;
+                for (size_t ni = 0; ni < sizeof NTOK / sizeof NTOK[0]; ni++) {
+                    if (n == 14336 && NTOK[ni] > 9 && k == ty_kernels_scalar()) continue; /* time */
+                    const bool from_floats = (ni + si) % 2 == 0 || tc->d_off < 0; /* Q8_K, float types */
+                    n_bad += test_multi_case(k, tc, n, NTOK[ni], from_floats, si);
+                    n_rows += NTOK[ni];
+                }
+            }
+        }
+        printf("  %-5s vec_dot_multi (%s): %4d rows, %d not bit-identical to vec_dot\n", ty_type_name(t), k->name,
+               n_rows, n_bad);
+    }
+}
+
 int main(void) {
     unsigned long long seeds[4] = {0x6b65726e656c31ull, 0x2545F4914F6CDD1Dull, 0x9E3779B97F4A7C15ull, 0};
     int n_seeds = 3;
@@ -409,11 +489,13 @@ int main(void) {
     const ty_kernels *fast = ty_kernels_best(), *ref = ty_kernels_scalar();
     printf("test_kernels: best kernel set \"%s\"\n", fast->name);
     test_tables(fast, ref);
+    test_multi(ref, seeds, n_seeds); /* the scalar set's loop */
     if (fast == ref) {
         printf("test_kernels: SKIP: this CPU has no AVX2+FMA+F16C, only the scalar set exists\n");
         return check_summary("test_kernels");
     }
     test_quantizers(fast, seeds, n_seeds);
     test_dots(fast, seeds, n_seeds);
+    test_multi(fast, seeds, n_seeds);
     return check_summary("test_kernels");
 }

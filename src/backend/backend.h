@@ -52,6 +52,9 @@ typedef struct ty_backend_ops {
     /* device-to-device and device-to-host copies of n floats */
     void (*copy)(ty_backend *be, float *dst, const float *src, int64_t n);
     void (*download)(ty_backend *be, float *host, const float *src, int64_t n);
+    /* called once by ty_forward_init before anything else: a device backend copies the model's
+     * weights into its memory here (ops then find them by ty_weight.data); the CPU does nothing */
+    int (*load_model)(ty_backend *be, const ty_model_desc *model, ty_err *err);
 } ty_backend_ops;
 
 struct ty_backend {
@@ -63,9 +66,14 @@ typedef struct ty_backend_config {
     int exact_math;  /* dequantize weights exactly, compute in float32 */
 } ty_backend_config;
 
-/* Creates the backend named by `device` ("cpu"; "auto" falls back to the CPU). */
+/* Creates the backend named by `device`: "cpu", "cuda" (= "cuda:0"), "cuda:N", or "auto" (the first
+ * CUDA device when one is usable, else the CPU). */
 int ty_backend_new(const char *device, const ty_backend_config *cfg, ty_backend **out, ty_err *err);
 
 int ty_backend_cpu_new(const ty_backend_config *cfg, ty_backend **out, ty_err *err);
+
+/* CUDA device `device_index` (src/backend/cuda/; only in builds with TY_HAVE_CUDA). Fails with
+ * TY_ERR_DEVICE and a one-line reason when there is no such device, no driver or no code for it. */
+int ty_backend_cuda_new(const ty_backend_config *cfg, int device_index, ty_backend **out, ty_err *err);
 
 #endif

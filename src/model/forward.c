@@ -28,6 +28,14 @@ int ty_forward_init(ty_forward *fw, const ty_model_desc *model, ty_backend *be, 
     fw->n_batch = n_batch;
     fw->kv_type = kv_type;
     const ty_hparams *hp = &model->hp;
+    /* a device backend uploads the weights now, before the (smaller) buffers take its memory */
+    if (be->ops->load_model) {
+        int lrc = be->ops->load_model(be, model, err);
+        if (lrc) {
+            ty_forward_free(fw);
+            return lrc;
+        }
+    }
     const size_t B = (size_t)n_batch, E = (size_t)hp->n_embd, Q = (size_t)(hp->n_head * hp->head_dim),
                  KV = (size_t)(hp->n_head_kv * hp->head_dim), F = (size_t)hp->n_ff;
     fw->k_cache = calloc((size_t)hp->n_layer, sizeof(void *));

@@ -15,26 +15,44 @@
  *   elements) differs, so results agree to float rounding: see tests/test_kernels.c for the bound.
  *   When every block result and partial sum is an integer below 2^24 the two agree bit for bit.
  *
+ * vec_dot_multi[type](n, s, s_stride, w, a, a_stride, n_tok): one weight row times n_tok activation
+ * rows, for prompt processing (many tokens per matmul):
+ *     s[t * s_stride] = vec_dot[type](n, w, (const uint8_t *)a + t * a_stride)   for t in [0, n_tok)
+ * and BIT-IDENTICAL to that call for every t, in every set and for every type vec_dot supports (so
+ * a batched prompt and a token-by-token decode give the same logits). a_stride is in bytes (usually
+ * ty_row_size(vec_dot_type, n), 4 * n for F32 activations), s_stride in floats (usually the
+ * matmul's number of rows; 1 for a contiguous s). The AVX2 set unpacks each weight block once for
+ * 4 tokens (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; leftovers by 2, then 1): 1.3-2.4x the
+ * per-token calls when compute bound (bench/bench_kernels.c). Other entries loop over vec_dot.
+ *
  * Typical use (cpu_backend's matmul):
  *     const ty_kernels *k = ty_kernels_best();   // once; cheap and pure, may be called per matmul
  *     uint32_t vdt = ty_type_get(w->type)->vec_dot_type;
  *     k->quantize_row[vdt](x, xq, ne0);          // skip for vdt == F32
  *     k->vec_dot[w->type](ne0, &y[r], w->data + r * w->row_bytes, xq);
+ * and for n tokens (y[t * ne1 + r], xq rows xq_row bytes apart), per weight row r:
+ *     k->vec_dot_multi[w->type](ne0, &y[r], ne1, w->data + r * w->row_bytes, xq, xq_row, n);
  */
 #ifndef TY_QUANT_KERNELS_H
 #define TY_QUANT_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "quant/quant.h"
 
 typedef void (*ty_vec_dot_fn)(int64_t n, float *s, const void *w, const void *a);
 typedef void (*ty_quantize_row_fn)(const float *x, void *y, int64_t n);
+typedef void (*ty_vec_dot_multi_fn)(int64_t n, float *s, int64_t s_stride, const void *w, const void *a,
+                                    size_t a_stride, int64_t n_tok);
 
 typedef struct ty_kernels {
     const char *name; /* "scalar", "avx2" */
     void (*vec_dot[TY_TYPE_COUNT])(int64_t n, float *s, const void *w, const void *a);
     void (*quantize_row[TY_TYPE_COUNT])(const float *x, void *y, int64_t n);
+    /* non-NULL exactly where vec_dot is */
+    void (*vec_dot_multi[TY_TYPE_COUNT])(int64_t n, float *s, int64_t s_stride, const void *w, const void *a,
+                                         size_t a_stride, int64_t n_tok);
 } ty_kernels;
 
 /* The fastest set this CPU supports (AVX2+FMA+F16C on x86-64, else the scalar set). Pure: it

@@ -543,6 +543,327 @@ DOT_BLOCKS(ty_avx2_dot_q4_K, q4_K_block, blk_q4_K, blk_q8_K, TY_QK_K)
 DOT_BLOCKS(ty_avx2_dot_q5_K, q5_K_block, blk_q5_K, blk_q8_K, TY_QK_K)
 DOT_BLOCKS(ty_avx2_dot_q6_K, q6_K_block, blk_q6_K, blk_q8_K, TY_QK_K)
 
+/* ---- multi-token dot products (prompt processing) -------------------------------------------- *
+ * vec_dot_multi dots one weight row with n_tok activation rows. A prompt's matmul is compute
+ * bound, and most of a single-row kernel's work per block is unpacking the weights (nibbles, high
+ * bits, 6-bit scales, f16 scales); here each weight block is unpacked once and multiplied into a
+ * group of NT activation rows (tokens), each with its own integer sums and float accumulators.
+ *
+ * Every result is bit-identical to the single-row kernel's for that activation row (so a prompt
+ * and a token-by-token decode give the same logits): per token, the *_n functions below compute
+ * the same integer lanes (same products in the same 32-bit lanes) and the same float operations
+ * on the same accumulator in the same order as the single-row block / pair functions above, and
+ * the drivers replicate DOT_PAIRS / DOT_BLOCKS: the same two alternating accumulators, the same
+ * tail handling, the same final sums. Only the scheduling across tokens differs. A change to a
+ * single-row kernel must be mirrored here; tests/test_kernels.c compares the two bit for bit.
+ *
+ * Group size: NT = 4 tokens (bench/bench_kernels.c measured 2, 4 and 8; 4 and 8 are close, 8
+ * spills the 8 integer accumulators and the activation pointers on the 16 ymm / 16 GPR). Leftover
+ * tokens go by 2, then through the single-row kernel. The block functions take nt as an argument;
+ * it is a constant after inlining, so their token loops unroll and the arrays stay in registers. */
+
+#define MULTI_MAX_NT 8
+
+/* An empty asm that claims to change v: pins the running sums in registers. Without it GCC
+ * reassociates the nt chains of integer adds into one tree per token at the end of the block,
+ * keeping all 8 * nt madd results alive and spilling most of them to the stack (-30%). */
+static inline TY_AVX2 __m256i keep(__m256i v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+
+/* [f16 a, f16 b, 0, 0] as floats. The two halves are joined in a general-purpose register (integer
+ * pipes, idle here) and moved over once: GCC's code for the f16x4 idiom costs 5 vector ops. */
+static inline TY_AVX2 __m128 f16x2(const uint8_t *a, const uint8_t *b) {
+    uint16_t ha, hb;
+    memcpy(&ha, a, 2);
+    memcpy(&hb, b, 2);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)ha | (uint32_t)hb << 16)));
+}
+
+/* [xA * yA, xB * yB] spread as a pair's sums (lanes 0-3, 4-7): the same floats as
+ * spread_pair(mul_pairs(f16x4(xA, xB, yA, yB))), the weight half converted once per pair. */
+static inline TY_AVX2 __m256 pair_scale(__m128 xd, const uint8_t *ya, const uint8_t *yb) {
+    return spread_pair(_mm_mul_ps(xd, f16x2(ya, yb)));
+}
+
+/* 32-element formats, a pair of blocks x[0], x[1] times the pair at index i of nt activation rows
+ * y[k]. Weights in the pair layout of the *_pair functions: [A 0-15 | B 0-15], [A 16-31 | B 16-31]. */
+
+/* The signed-weight formats (Q4_0, Q5_0): lo/hi are the signed values; maddubs_i8's |x| is shared,
+ * y's sign flip is per token. */
+TY_AVX2_INLINE void signed_pair_n(__m256i lo, __m256i hi, __m128 xd, const blk_q8_0 *const *y, int64_t i,
+                                  __m256 *acc, int nt) {
+    const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+    UNROLL
+    for (int k = 0; k < nt; k++) {
+        const blk_q8_0 *yk = y[k] + i;
+        const __m256i p = _mm256_add_epi16(
+            _mm256_maddubs_epi16(alo, _mm256_sign_epi8(load2x128(yk[0].qs, yk[1].qs), lo)),
+            _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(load2x128(yk[0].qs + 16, yk[1].qs + 16), hi)));
+        acc[k] = _mm256_fmadd_ps(pair_scale(xd, yk[0].d, yk[1].d),
+                                 _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc[k]);
+    }
+}
+
+/* The unsigned-weight formats with a min (Q4_1, Q5_1): extra[k] += [mA * sA, mB * sB] as MIN_TERMS. */
+TY_AVX2_INLINE void unsigned_pair_n(__m256i lo, __m256i hi, __m128 xd, __m128 xm, const blk_q8_1 *const *y,
+                                    int64_t i, __m256 *acc, __m128 *extra, int nt) {
+    UNROLL
+    for (int k = 0; k < nt; k++) {
+        const blk_q8_1 *yk = y[k] + i;
+        extra[k] = _mm_add_ps(extra[k], _mm_mul_ps(xm, f16x2(yk[0].s, yk[1].s)));
+        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load2x128(yk[0].qs, yk[1].qs)),
+                                           _mm256_maddubs_epi16(hi, load2x128(yk[0].qs + 16, yk[1].qs + 16)));
+        acc[k] = _mm256_fmadd_ps(pair_scale(xd, yk[0].d, yk[1].d),
+                                 _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc[k]);
+    }
+}
+
+TY_AVX2_INLINE void q4_0_pair_n(const blk_q4_0 *x, const blk_q8_0 *const *y, int64_t i, __m256 *acc,
+                                __m128 *extra, int nt) {
+    (void)extra;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), off = _mm256_set1_epi8(8);
+    const __m256i qs = load2x128(x[0].qs, x[1].qs);
+    const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(qs, m4), off);
+    const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), off);
+    signed_pair_n(lo, hi, f16x2(x[0].d, x[1].d), y, i, acc, nt);
+}
+
+TY_AVX2_INLINE void q5_0_pair_n(const blk_q5_0 *x, const blk_q8_0 *const *y, int64_t i, __m256 *acc,
+                                __m128 *extra, int nt) {
+    (void)extra;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), f0 = _mm256_set1_epi8((char)0xF0);
+    __m256i blo, bhi;
+    q5_pair_bits(x[0].qh, x[1].qh, &blo, &bhi);
+    const __m256i qs = load2x128(x[0].qs, x[1].qs);
+    const __m256i lo = _mm256_or_si256(_mm256_and_si256(qs, m4), _mm256_andnot_si256(blo, f0));
+    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), _mm256_andnot_si256(bhi, f0));
+    signed_pair_n(lo, hi, f16x2(x[0].d, x[1].d), y, i, acc, nt);
+}
+
+TY_AVX2_INLINE void q4_1_pair_n(const blk_q4_1 *x, const blk_q8_1 *const *y, int64_t i, __m256 *acc,
+                                __m128 *extra, int nt) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i qs = load2x128(x[0].qs, x[1].qs);
+    const __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
+    unsigned_pair_n(lo, hi, f16x2(x[0].d, x[1].d), f16x2(x[0].m, x[1].m), y, i, acc, extra, nt);
+}
+
+TY_AVX2_INLINE void q5_1_pair_n(const blk_q5_1 *x, const blk_q8_1 *const *y, int64_t i, __m256 *acc,
+                                __m128 *extra, int nt) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    __m256i blo, bhi;
+    q5_pair_bits(x[0].qh, x[1].qh, &blo, &bhi);
+    const __m256i qs = load2x128(x[0].qs, x[1].qs);
+    const __m256i lo = _mm256_or_si256(_mm256_and_si256(qs, m4), _mm256_and_si256(blo, b4));
+    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), _mm256_and_si256(bhi, b4));
+    unsigned_pair_n(lo, hi, f16x2(x[0].d, x[1].d), f16x2(x[0].m, x[1].m), y, i, acc, extra, nt);
+}
+
+/* Q8_0: as q8_0_pair, each block its own madd and FMA (block A's scale first). */
+TY_AVX2_INLINE void q8_0_pair_n(const blk_q8_0 *x, const blk_q8_0 *const *y, int64_t i, __m256 *acc,
+                                __m128 *extra, int nt) {
+    (void)extra;
+    const __m256i xa = loadu256(x[0].qs), xb = loadu256(x[1].qs);
+    const __m256i aa = _mm256_sign_epi8(xa, xa), ab = _mm256_sign_epi8(xb, xb);
+    const __m128 xd = f16x2(x[0].d, x[1].d);
+    UNROLL
+    for (int k = 0; k < nt; k++) {
+        const blk_q8_0 *yk = y[k] + i;
+        const __m128 d = _mm_mul_ps(xd, f16x2(yk[0].d, yk[1].d));
+        const __m256 sa = _mm256_cvtepi32_ps(dot_u8i8(aa, _mm256_sign_epi8(loadu256(yk[0].qs), xa)));
+        const __m256 sb = _mm256_cvtepi32_ps(dot_u8i8(ab, _mm256_sign_epi8(loadu256(yk[1].qs), xb)));
+        acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), sa, acc[k]);
+        acc[k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), _mm256_set1_epi32(1)), sb, acc[k]);
+    }
+}
+
+/* One group of nt tokens (rows a + k * a_stride, results s[k * s_stride]), as DOT_PAIRS. */
+#define DOT_PAIRS_GROUP(NAME, PAIR_N, BLOCK, WT, AT)                                               \
+    TY_AVX2_INLINE void NAME(int64_t nb, float *s, int64_t s_stride, const WT *x, const uint8_t *a, \
+                             size_t a_stride, int nt) {                                            \
+        const AT *y[MULTI_MAX_NT];                                                                 \
+        __m256 acc0[MULTI_MAX_NT], acc1[MULTI_MAX_NT];                                             \
+        __m128 e0[MULTI_MAX_NT], e1[MULTI_MAX_NT];                                                 \
+        float e[MULTI_MAX_NT];                                                                     \
+        UNROLL                                                                                     \
+        for (int k = 0; k < nt; k++) {                                                             \
+            y[k] = (const AT *)(a + (size_t)k * a_stride);                                         \
+            acc0[k] = acc1[k] = _mm256_setzero_ps();                                               \
+            e0[k] = e1[k] = _mm_setzero_ps();                                                      \
+            e[k] = 0.0f;                                                                           \
+        }                                                                                          \
+        int64_t i = 0;                                                                             \
+        for (; i + 4 <= nb; i += 4) {                                                              \
+            UNROLL                                                                                 \
+            for (size_t o = 0; o < 4 * sizeof(WT); o += 64)                                        \
+                _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + o, _MM_HINT_T0);             \
+            PAIR_N(x + i, y, i, acc0, e0, nt);                                                     \
+            PAIR_N(x + i + 2, y, i + 2, acc1, e1, nt);                                             \
+        }                                                                                          \
+        if (i + 2 <= nb) PAIR_N(x + i, y, i, acc0, e0, nt), i += 2;                                \
+        if (i < nb) {                                                                              \
+            UNROLL                                                                                 \
+            for (int k = 0; k < nt; k++) acc1[k] = BLOCK(x + i, y[k] + i, acc1[k], &e[k]);        \
+        }                                                                                          \
+        UNROLL                                                                                     \
+        for (int k = 0; k < nt; k++) {                                                             \
+            const __m128 ek = _mm_add_ps(e0[k], e1[k]);                                            \
+            s[k * s_stride] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k])) +                           \
+                              (_mm_cvtss_f32(ek) + _mm_cvtss_f32(_mm_movehdup_ps(ek)) + e[k]);      \
+        }                                                                                          \
+    }
+
+/* K-quants: one block of nt tokens (x times block i of each y[k]), and the group as DOT_BLOCKS. */
+#define DOT_BLOCKS_GROUP(NAME, BLOCK_N, WT, AT)                                                    \
+    TY_AVX2_INLINE void NAME(int64_t nb, float *s, int64_t s_stride, const WT *x, const uint8_t *a, \
+                             size_t a_stride, int nt) {                                            \
+        const AT *y[MULTI_MAX_NT];                                                                 \
+        __m256 acc0[MULTI_MAX_NT], acc1[MULTI_MAX_NT];                                             \
+        UNROLL                                                                                     \
+        for (int k = 0; k < nt; k++) {                                                             \
+            y[k] = (const AT *)(a + (size_t)k * a_stride);                                         \
+            acc0[k] = acc1[k] = _mm256_setzero_ps();                                               \
+        }                                                                                          \
+        int64_t i = 0;                                                                             \
+        for (; i + 2 <= nb; i += 2) {                                                              \
+            UNROLL                                                                                 \
+            for (size_t o = 0; o < 2 * sizeof(WT); o += 64)                                        \
+                _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + o, _MM_HINT_T0);             \
+            BLOCK_N(x + i, y, i, acc0, nt);                                                        \
+            BLOCK_N(x + i + 1, y, i + 1, acc1, nt);                                                \
+        }                                                                                          \
+        if (i < nb) BLOCK_N(x + i, y, i, acc0, nt);                                                \
+        UNROLL                                                                                     \
+        for (int k = 0; k < nt; k++) s[k * s_stride] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));   \
+    }
+
+/* Q4_K / Q5_K, as k4_block: per token the min term (its own FMA, first), then the scaled sums. */
+TY_AVX2_INLINE void k4_block_n(const uint8_t *d, const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
+                               const blk_q8_K *const *y, int64_t i, __m256 *acc, int nt) {
+    const __m256i sm16 = _mm256_cvtepu8_epi16(k4_scales_mins(scales)); /* sc0..7 | mn0..7 */
+    const __m128i mn = _mm256_extracti128_si256(sm16, 1);
+    const float xd = f16_at(d), xdmin = f16_at(d + 2);
+    float dk[MULTI_MAX_NT];
+    UNROLL
+    for (int k = 0; k < nt; k++) {
+        const blk_q8_K *yk = y[k] + i;
+        const float yd = f32_at(yk->d);
+        acc[k] = fmadd_lo4(-yd * xdmin, _mm_madd_epi16(mn, q8k_bsums32(yk)), acc[k]);
+        dk[k] = yd * xd;
+    }
+    const __m256i sc = _mm256_permute4x64_epi64(sm16, 0x44); /* sc0..7 | sc0..7 */
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    __m256i hb = _mm256_setzero_si256();
+    if (qh) hb = loadu256(qh);
+    __m256i sumi[MULTI_MAX_NT];
+    UNROLL
+    for (int k = 0; k < nt; k++) sumi[k] = _mm256_setzero_si256();
+    UNROLL
+    for (int g = 0; g < 4; g++) {
+        const __m256i bits = loadu256(qs + 32 * g);
+        __m256i lo = _mm256_and_si256(bits, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        if (qh) {
+            lo = _mm256_or_si256(lo, _mm256_and_si256(MOVE_BITS(hb, 2 * g, 4), b4));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(MOVE_BITS(hb, 2 * g + 1, 4), b4));
+        }
+        const __m256i slo = scale_bcast16(sc, 2 * g), shi = scale_bcast16(sc, 2 * g + 1);
+        UNROLL
+        for (int k = 0; k < nt; k++) {
+            const blk_q8_K *yk = y[k] + i;
+            const __m256i pl = _mm256_maddubs_epi16(lo, loadu256(yk->qs + 64 * g));
+            const __m256i ph = _mm256_maddubs_epi16(hi, loadu256(yk->qs + 64 * g + 32));
+            sumi[k] = keep(_mm256_add_epi32(sumi[k], _mm256_madd_epi16(slo, pl)));
+            sumi[k] = keep(_mm256_add_epi32(sumi[k], _mm256_madd_epi16(shi, ph)));
+        }
+    }
+    UNROLL
+    for (int k = 0; k < nt; k++) acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dk[k]), _mm256_cvtepi32_ps(sumi[k]), acc[k]);
+}
+
+TY_AVX2_INLINE void q4_K_block_n(const blk_q4_K *x, const blk_q8_K *const *y, int64_t i, __m256 *acc, int nt) {
+    k4_block_n(x->d, x->scales, x->qs, NULL, y, i, acc, nt);
+}
+
+TY_AVX2_INLINE void q5_K_block_n(const blk_q5_K *x, const blk_q8_K *const *y, int64_t i, __m256 *acc, int nt) {
+    k4_block_n(x->d, x->scales, x->qs, x->qh, y, i, acc, nt);
+}
+
+/* Q6_K, as q6_K_block: each token's sums start from its -32 offset term. */
+TY_AVX2_INLINE void q6_K_block_n(const blk_q6_K *x, const blk_q8_K *const *y, int64_t i, __m256 *acc, int nt) {
+    const __m256i sc16 = _mm256_cvtepi8_epi16(loadu128(x->scales));
+    __m256i sumi[MULTI_MAX_NT];
+    UNROLL
+    for (int k = 0; k < nt; k++)
+        sumi[k] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                   _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu256(y[k][i].bsums)), 5));
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    UNROLL
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = loadu256(x->ql + 64 * h), l1 = loadu256(x->ql + 64 * h + 32);
+        const __m256i hb = loadu256(x->qh + 32 * h);
+        const __m256i sch = half_scales(sc16, h);
+        const __m256i lows[4] = {
+            _mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+            _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+        };
+        UNROLL
+        for (int j = 0; j < 4; j++) {
+            const __m256i q = _mm256_or_si256(lows[j], _mm256_and_si256(MOVE_BITS(hb, 2 * j, 4), m30));
+            const __m256i sj = scale_pair16(sch, j);
+            UNROLL
+            for (int k = 0; k < nt; k++) {
+                const __m256i p = _mm256_maddubs_epi16(q, loadu256(y[k][i].qs + 128 * h + 32 * j));
+                sumi[k] = keep(_mm256_add_epi32(sumi[k], _mm256_madd_epi16(sj, p)));
+            }
+        }
+    }
+    const float xd = f16_at(x->d);
+    UNROLL
+    for (int k = 0; k < nt; k++)
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(f32_at(y[k][i].d) * xd), _mm256_cvtepi32_ps(sumi[k]), acc[k]);
+}
+
+/* The entry: groups of MULTI_NT tokens, then 2 (where MULTI_NT > 2), then the single-row kernel. */
+#ifndef MULTI_NT
+#define MULTI_NT 4
+#endif
+#define DOT_MULTI(NAME, GROUP, SINGLE, WT, QK)                                                     \
+    void TY_AVX2 NAME(int64_t n, float *s, int64_t s_stride, const void *vw, const void *va, \
+                      size_t a_stride, int64_t n_tok) {                                            \
+        const uint8_t *a = va;                                                                     \
+        int64_t t = 0;                                                                             \
+        if (n > 0 && n % (QK) == 0) {                                                              \
+            for (; t + MULTI_NT <= n_tok; t += MULTI_NT)                                           \
+                GROUP(n / (QK), s + t * s_stride, s_stride, vw, a + (size_t)t * a_stride, a_stride, MULTI_NT); \
+            if (MULTI_NT > 4 && t + 4 <= n_tok)                                                    \
+                GROUP(n / (QK), s + t * s_stride, s_stride, vw, a + (size_t)t * a_stride, a_stride, 4), t += 4; \
+            if (MULTI_NT > 2 && t + 2 <= n_tok)                                                    \
+                GROUP(n / (QK), s + t * s_stride, s_stride, vw, a + (size_t)t * a_stride, a_stride, 2), t += 2; \
+        }                                                                                          \
+        for (; t < n_tok; t++) SINGLE(n, s + t * s_stride, vw, a + (size_t)t * a_stride);          \
+    }
+
+DOT_PAIRS_GROUP(q4_0_group, q4_0_pair_n, q4_0_block, blk_q4_0, blk_q8_0)
+DOT_PAIRS_GROUP(q4_1_group, q4_1_pair_n, q4_1_block, blk_q4_1, blk_q8_1)
+DOT_PAIRS_GROUP(q5_0_group, q5_0_pair_n, q5_0_block, blk_q5_0, blk_q8_0)
+DOT_PAIRS_GROUP(q5_1_group, q5_1_pair_n, q5_1_block, blk_q5_1, blk_q8_1)
+DOT_PAIRS_GROUP(q8_0_group, q8_0_pair_n, q8_0_block, blk_q8_0, blk_q8_0)
+DOT_BLOCKS_GROUP(q4_K_group, q4_K_block_n, blk_q4_K, blk_q8_K)
+DOT_BLOCKS_GROUP(q5_K_group, q5_K_block_n, blk_q5_K, blk_q8_K)
+DOT_BLOCKS_GROUP(q6_K_group, q6_K_block_n, blk_q6_K, blk_q8_K)
+
+DOT_MULTI(ty_avx2_dot_multi_q4_0, q4_0_group, ty_avx2_dot_q4_0, blk_q4_0, TY_QK)
+DOT_MULTI(ty_avx2_dot_multi_q4_1, q4_1_group, ty_avx2_dot_q4_1, blk_q4_1, TY_QK)
+DOT_MULTI(ty_avx2_dot_multi_q5_0, q5_0_group, ty_avx2_dot_q5_0, blk_q5_0, TY_QK)
+DOT_MULTI(ty_avx2_dot_multi_q5_1, q5_1_group, ty_avx2_dot_q5_1, blk_q5_1, TY_QK)
+DOT_MULTI(ty_avx2_dot_multi_q8_0, q8_0_group, ty_avx2_dot_q8_0, blk_q8_0, TY_QK)
+DOT_MULTI(ty_avx2_dot_multi_q4_K, q4_K_group, ty_avx2_dot_q4_K, blk_q4_K, TY_QK_K)
+DOT_MULTI(ty_avx2_dot_multi_q5_K, q5_K_group, ty_avx2_dot_q5_K, blk_q5_K, TY_QK_K)
+DOT_MULTI(ty_avx2_dot_multi_q6_K, q6_K_group, ty_avx2_dot_q6_K, blk_q6_K, TY_QK_K)
+
 /* ---- activation quantizers -------------------------------------------------------------------- */
 
 static inline TY_AVX2 __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
