@@ -410,7 +410,7 @@ static void test_dots(const ty_kernels *fast, const unsigned long long *seeds, i
 /* One weight row times n_tok activation rows; every result must have the bits of k->vec_dot on
  * that row (memcmp), the floats between the strided results must be left alone, and the result
  * must not depend on the group the token falls in (n_tok from 1 to 17 puts a row in groups of 8,
- * 4, 2 or the single-row tail). Activation rows a_stride bytes apart (the row size, or more and
+ * 4, 2 or the single-row tail: 15 = 8 + 4 + 2 + 1). Activation rows a_stride bytes apart (the row size, or more and
  * odd) in a buffer that ends where the last row ends; odd addresses everywhere. */
 static int test_multi_case(const ty_kernels *k, const type_case *tc, int64_t n, int n_tok, bool from_floats,
                            int si) {
@@ -454,7 +454,7 @@ static int test_multi_case(const ty_kernels *k, const type_case *tc, int64_t n, 
 
 static void test_multi(const ty_kernels *k, const unsigned long long *seeds, int n_seeds) {
     static const int64_t LENS[] = {256, 4096, 14336};
-    static const int NTOK[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17};
+    static const int NTOK[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 17};
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const type_case *tc = &TYPES[ti];
         const uint32_t t = tc->type;

@@ -55,6 +55,9 @@ typedef struct ty_backend_ops {
     /* called once by ty_forward_init before anything else: a device backend copies the model's
      * weights into its memory here (ops then find them by ty_weight.data); the CPU does nothing */
     int (*load_model)(ty_backend *be, const ty_model_desc *model, ty_err *err);
+    /* optional (NULL: never fails): TY_OK, or the first failure of an earlier op, which a device
+     * backend records because the void ops above cannot return it (TY_ERR_DEVICE + message) */
+    int (*status)(ty_backend *be, ty_err *err);
 } ty_backend_ops;
 
 struct ty_backend {

@@ -88,8 +88,6 @@ const ty_kernels *ty_kernels_scalar(void) { return &SCALAR; }
 MULTI_OF(avx2_multi_f32, ty_avx2_dot_f32)
 MULTI_OF(avx2_multi_f16, ty_avx2_dot_f16)
 MULTI_OF(avx2_multi_bf16, ty_avx2_dot_bf16)
-MULTI_OF(avx2_multi_q2_K, ty_avx2_dot_q2_K)
-MULTI_OF(avx2_multi_q3_K, ty_avx2_dot_q3_K)
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
@@ -116,7 +114,7 @@ static const ty_kernels AVX2 = {
         [TY_TYPE_BF16] = avx2_multi_bf16, [TY_TYPE_Q4_0] = ty_avx2_dot_multi_q4_0,
         [TY_TYPE_Q4_1] = ty_avx2_dot_multi_q4_1, [TY_TYPE_Q5_0] = ty_avx2_dot_multi_q5_0,
         [TY_TYPE_Q5_1] = ty_avx2_dot_multi_q5_1, [TY_TYPE_Q8_0] = ty_avx2_dot_multi_q8_0,
-        [TY_TYPE_Q2_K] = avx2_multi_q2_K, [TY_TYPE_Q3_K] = avx2_multi_q3_K,
+        [TY_TYPE_Q2_K] = ty_avx2_dot_multi_q2_K, [TY_TYPE_Q3_K] = ty_avx2_dot_multi_q3_K,
         [TY_TYPE_Q4_K] = ty_avx2_dot_multi_q4_K, [TY_TYPE_Q5_K] = ty_avx2_dot_multi_q5_K,
         [TY_TYPE_Q6_K] = ty_avx2_dot_multi_q6_K,
     },

@@ -30,6 +30,8 @@ void ty_avx2_dot_multi_q4_1(int64_t n, float *s, int64_t s_stride, const void *w
 void ty_avx2_dot_multi_q5_0(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
 void ty_avx2_dot_multi_q5_1(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
 void ty_avx2_dot_multi_q8_0(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q2_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q3_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
 void ty_avx2_dot_multi_q4_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
 void ty_avx2_dot_multi_q5_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
 void ty_avx2_dot_multi_q6_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# gpu_check.sh - builds the CUDA backend on a GPU machine and checks it: test_cuda (every op against
+# the CPU, whole models against the CPU's exact path, a synthesized 7B Q4_K_M), compute-sanitizer
+# memcheck on a short test_cuda run, and `trainyard bench` (pp512 / tg128) on the 7B model.
+# Run from the repository root; prints a summary at the end and leaves logs in $OUT (or /tmp/gpu_check).
+#
+# Fixtures: the device machine does not see ../shared, so copy what test_cuda needs into
+# device-fixtures/ (git-ignored) first and carry it. About 21 MiB (the repository itself is ~30 MiB
+# of the 64 MiB a device run may carry):
+#   cases.txt                                  token sequences of the fixture models
+#   gguf/tiny-hd128-{q4_k_m,q5_k_m,q4_0}.gguf  Q4_K, Q5_K, Q6_K, Q4_0; head_dim 128, vocab 512
+#   gguf/tiny-e2e-{q4_k_m,q5_k_m}.gguf         Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q8_0; vocab 32768, GQA
+# F16/F32 models are synthesized here (trainyard synth --preset tiny); data/yard-target-27m-q8_0.gguf
+# (Q8_0, 5:1 GQA) travels with the repository. Copy command (from the repository root):
+#   mkdir -p device-fixtures/gguf && cp ../shared/fixtures/cases.txt device-fixtures/ && cp ../shared/fixtures/gguf/tiny-hd128-q4_k_m.gguf ../shared/fixtures/gguf/tiny-hd128-q5_k_m.gguf ../shared/fixtures/gguf/tiny-hd128-q4_0.gguf ../shared/fixtures/gguf/tiny-e2e-q4_k_m.gguf ../shared/fixtures/gguf/tiny-e2e-q5_k_m.gguf device-fixtures/gguf/
+# Then on the device (carry: device-fixtures):
+#   bash scripts/gpu_check.sh
+# Environment: TY_GPU_CHECK_SKIP="sanitizer bench" skips steps; BUILD_DIR (default build-cuda).
+set -u
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/cuda/bin"
+LOG=${OUT:-/tmp/gpu_check}
+mkdir -p "$LOG"
+BUILD=${BUILD_DIR:-build-cuda}
+SKIP=" ${TY_GPU_CHECK_SKIP:-} "
+SUMMARY=()
+FAILED=0
+
+step() { # step NAME LOGFILE TIMEOUT_S COMMAND...
+    local name=$1 log=$2 limit=$3
+    shift 3
+    if [[ "$SKIP" == *" $name "* ]]; then SUMMARY+=("SKIP  $name"); return 0; fi
+    echo "==== $name: $*"
+    local t0=$SECONDS rc
+    timeout "$limit" "$@" >"$LOG/$log" 2>&1
+    rc=$?
+    local dt=$((SECONDS - t0))
+    if [[ $rc -eq 0 ]]; then
+        SUMMARY+=("PASS  $name (${dt}s)")
+        tail -n 8 "$LOG/$log"
+    else
+        [[ $rc -eq 124 ]] && SUMMARY+=("FAIL  $name: timed out after ${limit}s") || SUMMARY+=("FAIL  $name (exit $rc, ${dt}s; log $LOG/$log)")
+        FAILED=1
+        tail -n 60 "$LOG/$log"
+    fi
+    return $rc
+}
+
+echo "==== machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv 2>&1 | head -5
+nvcc --version 2>&1 | tail -2
+ls device-fixtures/gguf 2>/dev/null || echo "WARNING: device-fixtures/gguf is missing (see this script's header)"
+
+NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+step configure configure.log 120 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DTY_CUDA=ON \
+    -DTY_CUDA_ARCHS=90-real -DCMAKE_CUDA_COMPILER="$NVCC" || { printf '%s\n' "${SUMMARY[@]}"; exit 1; }
+step build build.log 400 cmake --build "$BUILD" -j "$(nproc)" --target trainyard_cli test_cuda ||
+    { printf '%s\n' "${SUMMARY[@]}"; exit 1; }
+
+# Models made here: a 7B Q4_K_M for the speed run and the 7B check, tiny F16/F32 for those types.
+step synth synth.log 240 bash -c "
+    ./$BUILD/trainyard synth --preset mistral-7b --type Q4_K_M --synthetic-vocab -o /tmp/m.gguf &&
+    ./$BUILD/trainyard synth --preset tiny --type F16 --synthetic-vocab -o /tmp/tiny-f16.gguf &&
+    ./$BUILD/trainyard synth --preset tiny --type F32 --synthetic-vocab -o /tmp/tiny-f32.gguf && ls -la /tmp/*.gguf"
+SEVEN_B=""
+[[ -s /tmp/m.gguf ]] && SEVEN_B=/tmp/m.gguf
+EXTRA=""
+[[ -s /tmp/tiny-f16.gguf ]] && EXTRA=/tmp/tiny-f16.gguf:/tmp/tiny-f32.gguf
+
+step test_cuda test_cuda.log 300 env TY_FIXTURES=device-fixtures TY_CUDA_MODELS="$EXTRA" TY_7B="$SEVEN_B" \
+    TY_TEST_VERBOSE=1 "./$BUILD/test_cuda"
+grep -E "failed|skipped|checked in|7B" "$LOG/test_cuda.log" | grep -v " 0 failed" | head -30
+if grep -q "skipped (no CUDA device)" "$LOG/test_cuda.log" 2>/dev/null; then
+    SUMMARY+=("FAIL  test_cuda skipped: the CUDA device is not usable (see $LOG/test_cuda.log)")
+    FAILED=1
+fi
+
+if command -v compute-sanitizer >/dev/null 2>&1; then
+    step sanitizer sanitizer.log 240 env TY_CUDA_QUICK=1 TY_FIXTURES=device-fixtures \
+        compute-sanitizer --tool memcheck --error-exitcode 3 "./$BUILD/test_cuda"
+    grep -E "ERROR SUMMARY|Invalid|passed" "$LOG/sanitizer.log" | head -10
+else
+    SUMMARY+=("SKIP  sanitizer (compute-sanitizer not found)")
+fi
+
+if [[ -n "$SEVEN_B" ]]; then
+    step bench bench.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf --device cuda -p 512 -n 128 -r 3 --no-bandwidth
+    nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>&1 | head -2
+else
+    SUMMARY+=("SKIP  bench (no 7B model)")
+fi
+
+echo
+echo "==== summary (logs in $LOG)"
+printf '%s\n' "${SUMMARY[@]}" | tee "$LOG/summary.txt"
+grep -E "^test_cuda: [0-9]+ passed" "$LOG/test_cuda.log" 2>/dev/null | tee -a "$LOG/summary.txt"
+grep -E "^(pp|tg)[0-9]+" "$LOG/bench.log" 2>/dev/null | tee -a "$LOG/summary.txt"
+exit $FAILED

@@ -1,0 +1,431 @@
+/* cuda_backend.cu - the CUDA device: float32 activations and KV caches in device memory, weights
+ * uploaded once in their GGUF form (cuda_weights.cu), every op queued on one stream.
+ *
+ * This file holds the backend's life cycle (device choice and checks, destruction), its buffers and
+ * the ops table: each op validates its arguments on the host, finds the device copy of its weight,
+ * queues its kernels (cuda_matmul.cu, cuda_ops.cu, cuda_attention.cu) and checks the launch. Only
+ * `download` waits for the device. See cuda_common.cuh for how failures are reported. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_common.cuh"
+
+/* ---- errors ------------------------------------------------------------------------------------- */
+
+void cu_fail(cuda_backend *c, const char *fmt, ...) {
+    if (c->failed) return;
+    c->failed = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    va_end(ap);
+}
+
+bool cu_check(cuda_backend *c, cudaError_t e, const char *what, const char *file, int line) {
+    if (e == cudaSuccess) return true;
+    cudaGetLastError(); /* clear it if it is not sticky */
+    const char *base = strrchr(file, '/');
+    cu_fail(c, "%s: %s (%s:%d)", what, cudaGetErrorString(e), base ? base + 1 : file, line);
+    return false;
+}
+
+void cu_after_op(cuda_backend *c, const char *op) {
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess && c->sync_each_op) e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess) cu_fail(c, "CUDA error in %s: %s", op, cudaGetErrorString(e));
+}
+
+bool cu_enter(cuda_backend *c) {
+    int cur = -1;
+    if (cudaGetDevice(&cur) == cudaSuccess && cur == c->device) return true;
+    return CU_OK(c, cudaSetDevice(c->device));
+}
+
+/* True when ops should run: the device is current and nothing failed before. */
+static bool cu_ready(cuda_backend *c) { return !c->failed && cu_enter(c); }
+
+static const double MiB = 1024.0 * 1024.0;
+
+/* Allocates zero-filled device memory; TY_ERR_NOMEM names the size asked for and what is free. */
+static int cu_alloc_zeroed(cuda_backend *c, size_t bytes, void **out, const char *what, ty_err *err) {
+    *out = NULL;
+    if (!cu_enter(c)) return ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg);
+    if (c->failed) return ty_seterr(err, TY_ERR_DEVICE, "CUDA backend failed earlier: %s", c->errmsg);
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 16);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        return ty_seterr(err, TY_ERR_NOMEM, "out of GPU memory allocating %s: %.1f MiB asked, %.1f MiB free of %.1f MiB",
+                         what, (double)bytes / MiB, (double)free_b / MiB, (double)total_b / MiB);
+    }
+    if (!CU_OK(c, cudaMemsetAsync(p, 0, bytes ? bytes : 16, c->stream))) {
+        cudaFree(p);
+        return ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg);
+    }
+    *out = p;
+    return TY_OK;
+}
+
+/* ---- life cycle --------------------------------------------------------------------------------- */
+
+__global__ void k_probe(int *p) {
+    if (p) *p = 1;
+}
+
+static void cu_destroy(ty_backend *be) {
+    cuda_backend *c = cu_be(be);
+    cudaSetDevice(c->device);
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    cu_free_weights(c);
+    for (size_t i = 0; i < c->n_kv; i++) cudaFree(c->kv[i].ptr); /* normally freed by kv_free already */
+    free(c->kv);
+    if (c->ids_host) cudaFreeHost(c->ids_host);
+    if (c->ids_dev) cudaFree(c->ids_dev);
+    if (c->ids_done) cudaEventDestroy(c->ids_done);
+    if (c->rope_inv_freq) cudaFree(c->rope_inv_freq);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+/* ---- buffers ------------------------------------------------------------------------------------ */
+
+static int cu_buffer_new(ty_backend *be, size_t n, float **buf, ty_err *err) {
+    char what[64];
+    snprintf(what, sizeof what, "%zu floats", n);
+    if (n > SIZE_MAX / sizeof(float)) return ty_seterr(err, TY_ERR_NOMEM, "buffer of %zu floats is too large", n);
+    return cu_alloc_zeroed(cu_be(be), n * sizeof(float), (void **)buf, what, err);
+}
+
+static void cu_buffer_free(ty_backend *be, float *buf) {
+    if (!buf) return;
+    cuda_backend *c = cu_be(be);
+    cudaSetDevice(c->device);
+    cudaFree(buf);
+}
+
+static int cu_kv_new(ty_backend *be, size_t rows, uint64_t row_bytes, void **buf, ty_err *err) {
+    cuda_backend *c = cu_be(be);
+    *buf = NULL;
+    if (row_bytes && rows > SIZE_MAX / row_bytes)
+        return ty_seterr(err, TY_ERR_NOMEM, "KV cache of %zu x %llu bytes is too large", rows, (unsigned long long)row_bytes);
+    if (c->n_kv == c->cap_kv) {
+        size_t cap = c->cap_kv ? 2 * c->cap_kv : 64;
+        cu_alloc *k = (cu_alloc *)realloc(c->kv, cap * sizeof *k);
+        if (!k) return ty_seterr(err, TY_ERR_NOMEM, "out of memory");
+        c->kv = k;
+        c->cap_kv = cap;
+    }
+    const size_t bytes = rows * (size_t)row_bytes;
+    char what[96];
+    snprintf(what, sizeof what, "a KV cache of %zu x %llu bytes", rows, (unsigned long long)row_bytes);
+    void *p = NULL;
+    int rc = cu_alloc_zeroed(c, bytes, &p, what, err);
+    if (rc) return rc;
+    c->kv[c->n_kv].ptr = (uint8_t *)p;
+    c->kv[c->n_kv].bytes = bytes;
+    c->n_kv++;
+    *buf = p;
+    return TY_OK;
+}
+
+static void cu_kv_free(ty_backend *be, void *buf) {
+    if (!buf) return;
+    cuda_backend *c = cu_be(be);
+    for (size_t i = 0; i < c->n_kv; i++)
+        if (c->kv[i].ptr == buf) {
+            c->kv[i] = c->kv[--c->n_kv];
+            break;
+        }
+    cudaSetDevice(c->device);
+    cudaFree(buf);
+}
+
+/* The KV allocation holding [p, p + bytes), or NULL (recorded as a failure). The test is
+ * a->ptr <= p < a->ptr + a->bytes, never <=: cudaMalloc often places the V cache right after the K
+ * cache, and K's one-past-the-end address is then V's start. */
+static const cu_alloc *kv_find(cuda_backend *c, const void *p, uint64_t bytes, const char *op) {
+    const uint8_t *b = (const uint8_t *)p;
+    for (size_t i = 0; i < c->n_kv; i++) {
+        const cu_alloc *a = &c->kv[i];
+        if (b >= a->ptr && b < a->ptr + a->bytes) {
+            const uint64_t off = (uint64_t)(b - a->ptr);
+            if (bytes <= a->bytes - off) return a;
+            cu_fail(c, "%s: %llu bytes from offset %llu exceed a KV cache of %llu bytes", op,
+                    (unsigned long long)bytes, (unsigned long long)off, (unsigned long long)a->bytes);
+            return NULL;
+        }
+    }
+    cu_fail(c, "%s: the cache pointer is not a KV cache of this backend", op);
+    return NULL;
+}
+
+static int ensure_ids(cuda_backend *c, int64_t n, ty_err *err) {
+    if (n <= c->ids_cap) return TY_OK;
+    if (c->ids_done) cudaEventSynchronize(c->ids_done);
+    if (c->ids_host) cudaFreeHost(c->ids_host);
+    if (c->ids_dev) cudaFree(c->ids_dev);
+    c->ids_host = c->ids_dev = NULL;
+    c->ids_cap = 0;
+    cudaError_t e = cudaHostAlloc((void **)&c->ids_host, sizeof(int32_t) * (size_t)n, cudaHostAllocDefault);
+    if (e == cudaSuccess) e = cudaMalloc((void **)&c->ids_dev, sizeof(int32_t) * (size_t)n);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return ty_seterr(err, TY_ERR_NOMEM, "cannot allocate token id buffers for %lld tokens: %s", (long long)n,
+                         cudaGetErrorString(e));
+    }
+    c->ids_cap = n;
+    return TY_OK;
+}
+
+/* The RoPE inverse frequencies for (n_rot, base), computed as cpu_rope does and uploaded. */
+static int ensure_rope(cuda_backend *c, const ty_hparams *hp, ty_err *err) {
+    if (c->rope_inv_freq && c->rope_n_rot == hp->n_rot && c->rope_base == hp->rope_freq_base) return TY_OK;
+    const int64_t half = hp->n_rot / 2;
+    if (half <= 0 || half > 2048) return ty_seterr(err, TY_ERR_UNSUPPORTED, "RoPE over %lld dims", (long long)hp->n_rot);
+    float host[2048];
+    for (int64_t i = 0; i < half; i++)
+        host[i] = (float)(1.0 / pow((double)hp->rope_freq_base, (double)(2 * i) / (double)hp->n_rot));
+    if (c->rope_inv_freq) {
+        cudaStreamSynchronize(c->stream); /* earlier rope kernels may still read the old table */
+        cudaFree(c->rope_inv_freq);
+        c->rope_inv_freq = NULL;
+    }
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, sizeof(float) * 2048);
+    if (e == cudaSuccess) e = cudaMemcpy(p, host, sizeof(float) * (size_t)half, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        if (p) cudaFree(p);
+        return ty_seterr(err, TY_ERR_NOMEM, "cannot upload the RoPE table: %s", cudaGetErrorString(e));
+    }
+    c->rope_inv_freq = (float *)p;
+    c->rope_n_rot = hp->n_rot;
+    c->rope_base = hp->rope_freq_base;
+    return TY_OK;
+}
+
+static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int64_t n_ctx, ty_err *err) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_enter(c)) return ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg);
+    if (hp->head_dim > 4096 || hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0)
+        return ty_seterr(err, TY_ERR_UNSUPPORTED, "the CUDA backend cannot run attention with %lld heads of %lld over %lld KV heads",
+                         (long long)hp->n_head, (long long)hp->head_dim, (long long)hp->n_head_kv);
+    if (n_batch > 65535 || n_ctx > INT32_MAX)
+        return ty_seterr(err, TY_ERR_UNSUPPORTED, "the CUDA backend takes batches of at most 65535 tokens (asked %lld)",
+                         (long long)n_batch);
+    int rc = ensure_ids(c, n_batch > 0 ? n_batch : 1, err);
+    if (!rc) rc = ensure_rope(c, hp, err);
+    return rc;
+}
+
+/* ---- ops ---------------------------------------------------------------------------------------- */
+
+static void cu_kv_store(ty_backend *be, void *cache, uint32_t kv_type, int64_t kv_dim, int64_t pos0, int64_t n,
+                        const float *src) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c) || n <= 0) return;
+    const uint64_t row_bytes = ty_row_size(kv_type, kv_dim);
+    if (!row_bytes || pos0 < 0) {
+        cu_fail(c, "kv_store: bad cache type %s / width %lld / position %lld", ty_type_name(kv_type), (long long)kv_dim,
+                (long long)pos0);
+        return;
+    }
+    uint8_t *dst = (uint8_t *)cache + (uint64_t)pos0 * row_bytes;
+    if (!kv_find(c, cache, (uint64_t)(pos0 + n) * row_bytes, "kv_store")) return;
+    cu_launch_kv_store(c, dst, kv_type, kv_dim, n, src);
+    cu_after_op(c, "kv_store");
+}
+
+static void cu_get_rows(ty_backend *be, const ty_weight *w, const int32_t *ids, int64_t n, float *out) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c) || n <= 0) return;
+    const cu_weight *cw = cu_find_weight(c, w);
+    if (!cw) return;
+    if (n > INT32_MAX || ((uintptr_t)out & 15) != 0) {
+        cu_fail(c, "get_rows: %lld rows into %p (16-byte aligned rows needed)", (long long)n, (void *)out);
+        return;
+    }
+    ty_err err = {};
+    if (ensure_ids(c, n, &err)) {
+        cu_fail(c, "get_rows: %s", err.msg);
+        return;
+    }
+    /* the previous copy out of the pinned buffer must be done before it is overwritten */
+    if (!c->ids_done && !CU_OK(c, cudaEventCreateWithFlags(&c->ids_done, cudaEventDisableTiming))) return;
+    if (!CU_OK(c, cudaEventSynchronize(c->ids_done))) return;
+    memcpy(c->ids_host, ids, sizeof(int32_t) * (size_t)n);
+    if (!CU_OK(c, cudaMemcpyAsync(c->ids_dev, c->ids_host, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice,
+                                  c->stream)) ||
+        !CU_OK(c, cudaEventRecord(c->ids_done, c->stream)))
+        return;
+    cu_launch_get_rows(c, cw, c->ids_dev, n, out);
+    cu_after_op(c, "get_rows");
+}
+
+static void cu_rmsnorm(ty_backend *be, const float *x, const ty_weight *w, float eps, int64_t n, float *out) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c) || n <= 0) return;
+    const cu_weight *cw = cu_find_weight(c, w);
+    if (!cw) return;
+    cu_launch_rmsnorm(c, x, cw, eps, n, out);
+    cu_after_op(c, "rmsnorm");
+}
+
+static void cu_matmul(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c) || n <= 0) return;
+    const cu_weight *cw = cu_find_weight(c, w);
+    if (!cw) return;
+    cu_launch_matmul(c, cw, x, n, y);
+    cu_after_op(c, "matmul");
+}
+
+static void cu_rope(ty_backend *be, float *x, int64_t n, int64_t n_head, const ty_hparams *hp, int64_t pos0) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c) || n <= 0) return;
+    ty_err err = {};
+    if (hp->n_rot > hp->head_dim || ensure_rope(c, hp, &err)) {
+        cu_fail(c, "rope: %s", err.msg[0] ? err.msg : "n_rot exceeds head_dim");
+        return;
+    }
+    cu_launch_rope(c, x, n, n_head, hp->head_dim, hp->n_rot, pos0);
+    cu_after_op(c, "rope");
+}
+
+static void cu_attention(ty_backend *be, const float *q, const void *k_cache, const void *v_cache, uint32_t kv_type,
+                         int64_t n, int64_t pos0, const ty_hparams *hp, float *out) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c) || n <= 0) return;
+    const uint64_t row_bytes = ty_row_size(kv_type, hp->n_head_kv * hp->head_dim);
+    if (!row_bytes || pos0 < 0) {
+        cu_fail(c, "attention: bad cache type %s or position %lld", ty_type_name(kv_type), (long long)pos0);
+        return;
+    }
+    const uint64_t need = (uint64_t)(pos0 + n) * row_bytes;
+    if (!kv_find(c, k_cache, need, "attention (K)") || !kv_find(c, v_cache, need, "attention (V)")) return;
+    cu_launch_attention(c, q, (const uint8_t *)k_cache, (const uint8_t *)v_cache, kv_type, row_bytes, n, pos0,
+                        hp->n_head, hp->n_head_kv, hp->head_dim, out);
+    cu_after_op(c, "attention");
+}
+
+static void cu_swiglu(ty_backend *be, float *g, const float *u, int64_t n) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c)) return;
+    cu_launch_swiglu(c, g, u, n);
+    cu_after_op(c, "swiglu");
+}
+
+static void cu_add(ty_backend *be, float *x, const float *y, int64_t n) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c)) return;
+    cu_launch_add(c, x, y, n);
+    cu_after_op(c, "add");
+}
+
+static void cu_copy(ty_backend *be, float *dst, const float *src, int64_t n) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c) || n <= 0) return;
+    CU_OK(c, cudaMemcpyAsync(dst, src, sizeof(float) * (size_t)n, cudaMemcpyDeviceToDevice, c->stream));
+    cu_after_op(c, "copy");
+}
+
+/* Waits for everything queued, then copies to the host. After any failure the host buffer is
+ * filled with NaN instead: callers have no other error channel (see cuda_common.cuh). */
+static void cu_download(ty_backend *be, float *host, const float *src, int64_t n) {
+    cuda_backend *c = cu_be(be);
+    if (n <= 0) return;
+    if (cu_ready(c)) {
+        CU_OK(c, cudaMemcpyAsync(host, src, sizeof(float) * (size_t)n, cudaMemcpyDeviceToHost, c->stream)) &&
+            CU_OK(c, cudaStreamSynchronize(c->stream));
+    }
+    if (c->failed)
+        for (int64_t i = 0; i < n; i++) host[i] = NAN;
+}
+
+static int cu_status(ty_backend *be, ty_err *err) {
+    cuda_backend *c = cu_be(be);
+    return c->failed ? ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg) : TY_OK;
+}
+
+/* Fills the ops table (member by member, so that it does not depend on the order of backend.h). */
+static void cu_fill_ops(ty_backend_ops *o) {
+    memset(o, 0, sizeof *o);
+    o->name = "cuda";
+    o->destroy = cu_destroy;
+    o->buffer_new = cu_buffer_new;
+    o->buffer_free = cu_buffer_free;
+    o->kv_new = cu_kv_new;
+    o->kv_free = cu_kv_free;
+    o->kv_store = cu_kv_store;
+    o->reserve = cu_reserve;
+    o->get_rows = cu_get_rows;
+    o->rmsnorm = cu_rmsnorm;
+    o->matmul = cu_matmul;
+    o->rope = cu_rope;
+    o->attention = cu_attention;
+    o->swiglu = cu_swiglu;
+    o->add = cu_add;
+    o->copy = cu_copy;
+    o->download = cu_download;
+    o->load_model = cu_load_model;
+    o->status = cu_status;
+}
+
+/* ---- creation ----------------------------------------------------------------------------------- */
+
+extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_index, ty_backend **out, ty_err *err) {
+    (void)cfg; /* the GPU always dequantizes exactly and computes in float32 */
+    *out = NULL;
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return ty_seterr(err, TY_ERR_DEVICE, "no usable CUDA device: %s (cudaGetDeviceCount: %s)", cudaGetErrorString(e),
+                         cudaGetErrorName(e));
+    }
+    if (count <= 0) return ty_seterr(err, TY_ERR_DEVICE, "no CUDA device found");
+    if (device_index < 0 || device_index >= count)
+        return ty_seterr(err, TY_ERR_DEVICE, "CUDA device %d does not exist (%d device%s found: cuda:0..cuda:%d)",
+                         device_index, count, count == 1 ? "" : "s", count - 1);
+    e = cudaSetDevice(device_index);
+    cudaDeviceProp prop;
+    if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, device_index);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return ty_seterr(err, TY_ERR_DEVICE, "cannot use CUDA device %d: %s", device_index, cudaGetErrorString(e));
+    }
+    cudaFuncAttributes fa;
+    e = cudaFuncGetAttributes(&fa, k_probe);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return ty_seterr(err, TY_ERR_DEVICE,
+                         "this build has no GPU code for CUDA device %d (%s, compute capability %d.%d): %s; "
+                         "rebuild with -DTY_CUDA_ARCHS=%d%d",
+                         device_index, prop.name, prop.major, prop.minor, cudaGetErrorString(e), prop.major, prop.minor);
+    }
+    cuda_backend *c = (cuda_backend *)calloc(1, sizeof *c);
+    if (!c) return ty_seterr(err, TY_ERR_NOMEM, "out of memory creating the CUDA backend");
+    cu_fill_ops(&c->ops);
+    c->base.ops = &c->ops;
+    c->device = device_index;
+    c->n_sm = prop.multiProcessorCount;
+#ifndef NDEBUG
+    c->sync_each_op = 1;
+#endif
+    const char *sync = getenv("TY_CUDA_SYNC");
+    if (sync && *sync && strcmp(sync, "0") != 0) c->sync_each_op = 1;
+    e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        free(c);
+        return ty_seterr(err, TY_ERR_DEVICE, "cannot create a CUDA stream on device %d: %s", device_index,
+                         cudaGetErrorString(e));
+    }
+    *out = &c->base;
+    return TY_OK;
+}

@@ -1,0 +1,121 @@
+/* cuda_common.cuh - what the CUDA backend's files share: the backend record, error handling and the
+ * launchers each file provides.
+ *
+ * Error model. The ops of backend.h return nothing, so a CUDA failure inside an op cannot be
+ * returned to the forward pass. The first failure is recorded in the backend (`failed`, `errmsg`)
+ * and makes every later op a no-op; `download` then fills the host buffer with NaN, so a broken
+ * evaluation can never pass for a good one. Allocation ops (buffer_new, kv_new, reserve,
+ * load_model) do return a status and message, with TY_ERR_NOMEM naming the bytes asked for and
+ * the bytes free.
+ *
+ * Debug builds (no NDEBUG) synchronize the stream after every op and check for errors there, so an
+ * illegal address is pinned to the op that caused it; TY_CUDA_SYNC=1 in the environment does the
+ * same in a release build. */
+#ifndef TY_CUDA_COMMON_CUH
+#define TY_CUDA_COMMON_CUH
+
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern "C" {
+#include "backend/backend.h"
+#include "quant/quant.h"
+}
+
+/* One uploaded weight: the host (mmapped) view it came from and its device copy. Device rows are
+ * `pitch` bytes apart (row_bytes rounded up to 16, the padding zero-filled) so that every row
+ * starts 16-byte aligned and can be read with 16-byte loads. */
+typedef struct cu_weight {
+    const uint8_t *host;   /* ty_weight.data: the lookup key */
+    uint8_t *dev;
+    uint64_t pitch, row_bytes;
+    uint32_t type;
+    int64_t ne0, ne1;
+} cu_weight;
+
+/* A KV cache allocation, remembered so that kv_store and attention can check their bounds. */
+typedef struct cu_alloc {
+    uint8_t *ptr;
+    uint64_t bytes;
+} cu_alloc;
+
+typedef struct cuda_backend {
+    ty_backend base;
+    ty_backend_ops ops;     /* per backend: no global state */
+    int device;
+    cudaStream_t stream;
+    int sync_each_op;       /* synchronize and check after every op (debug) */
+    int n_sm;
+    /* weights: one device pool, looked up by host pointer (sorted array + binary search) */
+    uint8_t *wpool;
+    size_t wpool_bytes;
+    cu_weight *w;
+    size_t n_w;
+    /* KV caches */
+    cu_alloc *kv;
+    size_t n_kv, cap_kv;
+    /* token ids for get_rows: pinned host staging + device copy, n_batch entries */
+    int32_t *ids_host, *ids_dev;
+    int64_t ids_cap;
+    cudaEvent_t ids_done;
+    /* RoPE inverse frequencies, computed on the host exactly as the CPU backend does */
+    float *rope_inv_freq;
+    int64_t rope_n_rot;
+    float rope_base;
+    /* the first failure; ops are skipped once it is set */
+    int failed;
+    char errmsg[256];
+} cuda_backend;
+
+static inline cuda_backend *cu_be(ty_backend *be) { return (cuda_backend *)be; }
+
+/* Records the first failure (later ones are dropped). */
+void cu_fail(cuda_backend *c, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Checks a CUDA call; on error records it and returns false. */
+#define CU_OK(c, call) cu_check((c), (call), #call, __FILE__, __LINE__)
+bool cu_check(cuda_backend *c, cudaError_t e, const char *what, const char *file, int line);
+
+/* Called after the kernels of an op were queued: launch errors always, execution errors in debug. */
+void cu_after_op(cuda_backend *c, const char *op);
+
+/* Makes c's device current for the calling thread; false (and recorded) on failure. */
+bool cu_enter(cuda_backend *c);
+
+/* ---- weights (cuda_weights.cu) --------------------------------------------------------------- */
+
+int cu_load_model(ty_backend *be, const ty_model_desc *d, ty_err *err);
+void cu_free_weights(cuda_backend *c);
+/* The uploaded copy of w, or NULL (recorded as a failure) if w was never uploaded. */
+const cu_weight *cu_find_weight(cuda_backend *c, const ty_weight *w);
+/* Types the kernels implement. */
+bool cu_type_supported(uint32_t type);
+
+/* ---- kernels (cuda_matmul.cu, cuda_ops.cu, cuda_attention.cu) -------------------------------- */
+
+void cu_launch_get_rows(cuda_backend *c, const cu_weight *w, const int32_t *ids_dev, int64_t n, float *out);
+void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
+void cu_launch_rmsnorm(cuda_backend *c, const float *x, const cu_weight *w, float eps, int64_t n, float *out);
+void cu_launch_rope(cuda_backend *c, float *x, int64_t n, int64_t n_head, int64_t head_dim, int64_t n_rot,
+                    int64_t pos0);
+void cu_launch_kv_store(cuda_backend *c, uint8_t *dst, uint32_t kv_type, int64_t kv_dim, int64_t n,
+                        const float *src);
+void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
+                         uint64_t row_bytes, int64_t n, int64_t pos0, int64_t n_head, int64_t n_head_kv,
+                         int64_t head_dim, float *out);
+void cu_launch_swiglu(cuda_backend *c, float *g, const float *u, int64_t n);
+void cu_launch_add(cuda_backend *c, float *x, const float *y, int64_t n);
+
+/* Blocks for a grid-stride loop over n items with `threads` per block. */
+static inline unsigned cu_blocks(int64_t n, int threads, unsigned max_blocks) {
+    int64_t b = (n + threads - 1) / threads;
+    if (b < 1) b = 1;
+    return b > (int64_t)max_blocks ? max_blocks : (unsigned)b;
+}
+
+#endif

@@ -1,0 +1,775 @@
+/* test_cuda.c - the CUDA backend against the CPU backend's exact path.
+ *
+ * Skips (0 passed, 0 failed) when the build has no CUDA or the machine no CUDA device: CI has no GPU.
+ * On a GPU machine (scripts/gpu_check.sh):
+ *
+ * 1. ops, one at a time, on inputs uploaded through get_rows of an F32 table (the backend has no
+ *    host-to-device op; an F32 get_rows is an exact copy, checked by a round trip):
+ *      get_rows    every weight type, bit-identical to ty_dequantize_row
+ *      matmul      every weight type, n = 1 (matrix-vector kernel) and n > 1 (tiled kernel), ragged
+ *                  shapes; |gpu - ref| <= 2e-5 * sum|w x| + 1e-6 per element (fp32 vs double)
+ *      rmsnorm     F32/F16/BF16 weights, rel 1e-6;  rope: within 2 float ulps of the CPU's
+ *      kv_store    F32/F16/Q8_0 caches bit-identical to the CPU's; attention (causal, GQA, several
+ *                  tiles, prefill and decode) max error <= 1e-5 of the largest output
+ *      swiglu, add, copy; errors: an unknown weight poisons the backend, download returns NaN
+ * 2. whole models: each GGUF in $TY_FIXTURES/gguf (default ../shared/fixtures; cases from its
+ *    cases.txt), data/yard-target-27m-q8_0.gguf and the files in $TY_CUDA_MODELS (colon-separated;
+ *    random token sequences): logits at every position (F32 KV cache) vs the CPU exact path,
+ *    rel_l2 <= 1e-4; the same through batches of 7 tokens and one token per eval (decode) vs the
+ *    GPU's own one-batch logits, rel_l2 <= 1e-4; F16 / Q8_0 KV caches vs the CPU with the same cache,
+ *    rel_l2 <= 1e-3 / 1e-2; greedy 32-token continuations identical to the CPU's except after a
+ *    near-tie (CPU top-2 margin < 1e-3), where the comparison stops.
+ * 3. $TY_7B (a GGUF, e.g. a synthesized 7B Q4_K_M): logits of the first 4 positions of a short random
+ *    sequence vs the CPU exact path, rel_l2 <= 1e-3 (32 layers of fp32 vs double accumulation).
+ *
+ * TY_CUDA_QUICK=1 keeps it short (for compute-sanitizer): fewer shapes, one model, two cases. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/backend.h"
+#include "check.h"
+#include "quant/quant.h"
+#include "trainyard.h"
+
+static int quick;
+static unsigned long long rng = 0x1234567ull;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- helpers: weights and a fake model that carries them to the GPU --------------------------- */
+
+typedef struct tweight {
+    ty_weight w;
+    uint8_t *data;
+} tweight;
+
+/* A ne1 x ne0 matrix of `type` from random floats (row scales vary over 3 decades). */
+static void make_weight(tweight *t, const char *name, uint32_t type, int64_t ne0, int64_t ne1) {
+    uint64_t rb = ty_row_size(type, ne0);
+    t->data = malloc(rb * (uint64_t)ne1 + 16);
+    float *row = malloc(sizeof(float) * (size_t)ne0);
+    for (int64_t r = 0; r < ne1; r++) {
+        float scale = powf(10.f, test_rand_uniform(&rng) * 1.5f);
+        float shift = r % 3 == 0 ? 0.25f * scale : 0.f; /* some rows with a nonzero mean */
+        for (int64_t i = 0; i < ne0; i++) row[i] = test_rand_uniform(&rng) * scale + shift;
+        ty_quantize_row(type, row, t->data + (uint64_t)r * rb, ne0);
+    }
+    free(row);
+    t->w = (ty_weight){.name = name, .type = type, .ne0 = ne0, .ne1 = ne1, .row_bytes = rb, .data = t->data};
+}
+
+/* An F32 table of given floats (ne1 rows of ne0). */
+static void make_table(tweight *t, const char *name, const float *v, int64_t ne0, int64_t ne1) {
+    t->data = malloc(sizeof(float) * (size_t)(ne0 * ne1));
+    memcpy(t->data, v, sizeof(float) * (size_t)(ne0 * ne1));
+    t->w = (ty_weight){.name = name, .type = TY_TYPE_F32, .ne0 = ne0, .ne1 = ne1,
+                       .row_bytes = sizeof(float) * (uint64_t)ne0, .data = t->data};
+}
+
+static void free_weight(tweight *t) {
+    free(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+/* Uploads up to 3 + 9 weights (NULL entries skipped) as one fake one-layer model. */
+static int upload(ty_backend *gpu, const ty_weight *ws[], int n) {
+    static ty_layer_weights L;
+    static ty_model_desc d;
+    memset(&L, 0, sizeof L);
+    memset(&d, 0, sizeof d);
+    ty_weight *slots[12] = {&d.tok_embd, &d.output_norm, &d.output, &L.attn_norm, &L.wq, &L.wk,
+                            &L.wv,       &L.wo,          &L.ffn_norm, &L.w_gate,  &L.w_up, &L.w_down};
+    for (int i = 0; i < n && i < 12; i++)
+        if (ws[i]) *slots[i] = *ws[i];
+    d.hp.n_layer = 1;
+    d.layers = &L;
+    ty_err err = {0};
+    int rc = gpu->ops->load_model(gpu, &d, &err);
+    CHECK(rc == TY_OK, "load_model: %s", err.msg);
+    return rc;
+}
+
+static float *gpu_buf(ty_backend *gpu, size_t n) {
+    float *b = NULL;
+    ty_err err = {0};
+    CHECK(gpu->ops->buffer_new(gpu, n, &b, &err) == TY_OK, "buffer_new(%zu): %s", n, err.msg);
+    return b;
+}
+
+/* Uploads rows 0..n-1 of an (already uploaded) F32 table into a fresh device buffer. */
+static float *gpu_rows(ty_backend *gpu, const tweight *table, int64_t n) {
+    float *b = gpu_buf(gpu, (size_t)(n * table->w.ne0));
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)i;
+    if (b) gpu->ops->get_rows(gpu, &table->w, ids, n, b);
+    free(ids);
+    return b;
+}
+
+static float *download(ty_backend *gpu, const float *src, size_t n) {
+    float *h = malloc(sizeof(float) * (n ? n : 1));
+    gpu->ops->download(gpu, h, src, (int64_t)n);
+    return h;
+}
+
+static void random_fill(float *v, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) v[i] = test_rand_uniform(&rng) * scale;
+}
+
+/* The backend's record of failures: the ops return nothing, so a failure (a CUDA error, a bounds
+ * check) is only visible here and as NaN downloads. Once failed, a backend stays failed. */
+static void backend_ok(ty_backend *gpu, const char *after) {
+    ty_err err = {0};
+    CHECK(gpu->ops->status(gpu, &err) == TY_OK, "backend failed during the %s tests: %s", after, err.msg);
+}
+
+/* ---- 1. ops ------------------------------------------------------------------------------------- */
+
+static const uint32_t TYPES[] = {TY_TYPE_F32,  TY_TYPE_F16,  TY_TYPE_BF16, TY_TYPE_Q4_0, TY_TYPE_Q4_1,
+                                 TY_TYPE_Q5_0, TY_TYPE_Q5_1, TY_TYPE_Q8_0, TY_TYPE_Q2_K, TY_TYPE_Q3_K,
+                                 TY_TYPE_Q4_K, TY_TYPE_Q5_K, TY_TYPE_Q6_K};
+
+/* get_rows and matmul of one type and shape. */
+static void test_matmul_shape(ty_backend *cpu, ty_backend *gpu, uint32_t type, int64_t K, int64_t R) {
+    static const int64_t NS[] = {1, 2, 5, 64, 67, 130};
+    const int n_ns = quick ? 3 : 6;
+    const int64_t NMAX = 130;
+    tweight W, X;
+    make_weight(&W, "test.w", type, K, R);
+    float *xh = malloc(sizeof(float) * (size_t)(NMAX * K));
+    random_fill(xh, (size_t)(NMAX * K), 1.0f);
+    make_table(&X, "test.x", xh, K, NMAX);
+    const ty_weight *ws[] = {&W.w, NULL, NULL, NULL, &X.w};
+    if (upload(gpu, ws, 5)) goto done;
+    const char *tn = ty_type_name(type);
+
+    /* get_rows: exact */
+    {
+        int32_t ids[6] = {0, (int32_t)(R - 1), (int32_t)(R / 2), 0, 1 % (int32_t)R, (int32_t)(R - 1)};
+        float *g = gpu_buf(gpu, (size_t)(6 * K));
+        gpu->ops->get_rows(gpu, &W.w, ids, 6, g);
+        float *got = download(gpu, g, (size_t)(6 * K)), *ref = malloc(sizeof(float) * (size_t)(6 * K));
+        for (int i = 0; i < 6; i++) cpu->ops->get_rows(cpu, &W.w, &ids[i], 1, ref + i * K);
+        CHECK(memcmp(got, ref, sizeof(float) * (size_t)(6 * K)) == 0, "get_rows %s K=%lld: not bit-identical", tn,
+              (long long)K);
+        free(got);
+        free(ref);
+        gpu->ops->buffer_free(gpu, g);
+    }
+    /* the upload trick itself */
+    float *xd = gpu_rows(gpu, &X, NMAX);
+    float *back = download(gpu, xd, (size_t)(NMAX * K));
+    CHECK(memcmp(back, xh, sizeof(float) * (size_t)(NMAX * K)) == 0, "F32 get_rows round trip");
+    free(back);
+
+    float *yd = gpu_buf(gpu, (size_t)(NMAX * R));
+    float *yref = malloc(sizeof(float) * (size_t)(NMAX * R));
+    float *deq = malloc(sizeof(float) * (size_t)(R * K));
+    for (int64_t r = 0; r < R; r++) ty_dequantize_row(type, W.w.data + (uint64_t)r * W.w.row_bytes, deq + r * K, K);
+    for (int s = 0; s < n_ns; s++) {
+        const int64_t n = NS[s];
+        gpu->ops->matmul(gpu, &W.w, xd, n, yd);
+        float *y = download(gpu, yd, (size_t)(n * R));
+        cpu->ops->matmul(cpu, &W.w, xh, n, yref);
+        double worst = 0; /* |error| / (sum |w x|) */
+        int bad = 0;
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t r = 0; r < R; r++) {
+                double mag = 0;
+                for (int64_t i = 0; i < K; i++) mag += fabs((double)deq[r * K + i] * xh[t * K + i]);
+                double e = fabs((double)y[t * R + r] - yref[t * R + r]);
+                double rel = e / (mag + 1e-30);
+                if (!(rel <= worst)) worst = rel; /* NaN sticks */
+                if (!(e <= 2e-5 * mag + 1e-6)) bad++;
+            }
+        CHECK(bad == 0, "matmul %s K=%lld R=%lld n=%lld: %d outputs off, worst error %.3g of sum|wx|", tn,
+              (long long)K, (long long)R, (long long)n, bad, worst);
+        if (getenv("TY_TEST_VERBOSE"))
+            printf("  matmul %-5s K=%-5lld R=%-4lld n=%-4lld worst %.2e\n", tn, (long long)K, (long long)R, (long long)n,
+                   worst);
+        free(y);
+    }
+    free(deq);
+    free(yref);
+    gpu->ops->buffer_free(gpu, yd);
+    gpu->ops->buffer_free(gpu, xd);
+done:
+    free(xh);
+    free_weight(&W);
+    free_weight(&X);
+}
+
+static void test_matmul(ty_backend *cpu, ty_backend *gpu) {
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) {
+        const uint32_t t = TYPES[i];
+        const int64_t bs = ty_type_get(t)->block_size;
+        test_matmul_shape(cpu, gpu, t, 4352, 37); /* two 2048-element chunks and a partial one */
+        if (!quick) {
+            test_matmul_shape(cpu, gpu, t, bs == 256 ? 768 : 96, 300); /* partial K step, ragged rows */
+            if (bs != 256) test_matmul_shape(cpu, gpu, t, 64, 9);      /* tiny rows (tiny-e2e) */
+        }
+    }
+}
+
+static void test_rmsnorm(ty_backend *cpu, ty_backend *gpu) {
+    const uint32_t types[] = {TY_TYPE_F32, TY_TYPE_F16, TY_TYPE_BF16};
+    const int64_t d = 4096 + 64, n = 3;
+    for (int k = 0; k < 3; k++) {
+        tweight N, X;
+        make_weight(&N, "test.norm", types[k], d, 1);
+        float *xh = malloc(sizeof(float) * (size_t)(n * d));
+        random_fill(xh, (size_t)(n * d), 3.0f);
+        make_table(&X, "test.x", xh, d, n);
+        const ty_weight *ws[] = {NULL, &N.w, NULL, NULL, &X.w};
+        if (!upload(gpu, ws, 5)) {
+            float *xd = gpu_rows(gpu, &X, n), *od = gpu_buf(gpu, (size_t)(n * d));
+            gpu->ops->rmsnorm(gpu, xd, &N.w, 1e-5f, n, od);
+            float *got = download(gpu, od, (size_t)(n * d)), *ref = malloc(sizeof(float) * (size_t)(n * d));
+            cpu->ops->rmsnorm(cpu, xh, &N.w, 1e-5f, n, ref);
+            double worst = 0;
+            for (int64_t i = 0; i < n * d; i++) {
+                double e = fabs((double)got[i] - ref[i]) / (fabs(ref[i]) + 1e-6);
+                if (!(e <= worst)) worst = e;
+            }
+            CHECK(worst <= 1e-6, "rmsnorm with %s weights: worst relative error %.3g", ty_type_name(types[k]), worst);
+            free(got);
+            free(ref);
+            gpu->ops->buffer_free(gpu, xd);
+            gpu->ops->buffer_free(gpu, od);
+        }
+        free(xh);
+        free_weight(&N);
+        free_weight(&X);
+    }
+}
+
+static void test_rope(ty_backend *cpu, ty_backend *gpu) {
+    const struct { int64_t hd, n_rot, n_head, n, pos0; float base; } cfgs[] = {
+        {128, 128, 4, 7, 0, 1e6f}, {128, 64, 2, 3, 1000, 1e4f}, {64, 64, 5, 130, 31, 1e6f}, {32, 32, 2, 1, 32767, 1e6f}};
+    for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+        ty_hparams hp = {.head_dim = cfgs[k].hd, .n_rot = cfgs[k].n_rot, .rope_freq_base = cfgs[k].base,
+                         .n_head = cfgs[k].n_head, .n_head_kv = 1, .n_embd = cfgs[k].hd * cfgs[k].n_head, .n_ff = 32};
+        const int64_t w = cfgs[k].n_head * cfgs[k].hd, n = cfgs[k].n;
+        tweight X;
+        float *xh = malloc(sizeof(float) * (size_t)(n * w));
+        random_fill(xh, (size_t)(n * w), 2.0f);
+        make_table(&X, "test.x", xh, w, n);
+        const ty_weight *ws[] = {NULL, NULL, NULL, NULL, &X.w};
+        if (!upload(gpu, ws, 5)) {
+            float *xd = gpu_rows(gpu, &X, n);
+            gpu->ops->rope(gpu, xd, n, cfgs[k].n_head, &hp, cfgs[k].pos0);
+            float *got = download(gpu, xd, (size_t)(n * w));
+            cpu->ops->rope(cpu, xh, n, cfgs[k].n_head, &hp, cfgs[k].pos0);
+            int bad = 0, exact = 0;
+            for (int64_t i = 0; i < n * w; i++) {
+                exact += got[i] == xh[i];
+                if (!(fabsf(got[i] - xh[i]) <= 2.5e-7f * (fabsf(xh[i]) + 2.0f))) bad++;
+            }
+            CHECK(bad == 0, "rope hd=%lld n_rot=%lld pos0=%lld: %d values off (%d of %lld bit-identical)",
+                  (long long)cfgs[k].hd, (long long)cfgs[k].n_rot, (long long)cfgs[k].pos0, bad, exact, (long long)(n * w));
+            free(got);
+            gpu->ops->buffer_free(gpu, xd);
+        }
+        free(xh);
+        free_weight(&X);
+    }
+}
+
+/* kv_store into both caches over several calls (prefill, then decode steps, then a batch), each
+ * followed by attention; caches and outputs compared with the CPU. */
+static void test_attention(ty_backend *cpu, ty_backend *gpu) {
+    const struct { int64_t hd, n_head, n_head_kv; } cfgs[] = {{128, 4, 1}, {64, 8, 8}, {32, 6, 2}, {96, 4, 2}};
+    const uint32_t kv_types[] = {TY_TYPE_F32, TY_TYPE_F16, TY_TYPE_Q8_0};
+    /* (pos0, n) steps: a 70-token prefill (two key tiles), 3 decode steps, a 5-token batch, one more */
+    const int64_t steps[][2] = {{0, 70}, {70, 1}, {71, 1}, {72, 1}, {73, 5}, {78, 1}};
+    const int64_t n_ctx = 96, total = 79;
+    const int n_cfg = quick ? 1 : 4;
+    for (int ci = 0; ci < n_cfg; ci++)
+        for (int ki = 0; ki < 3; ki++) {
+            const int64_t hd = cfgs[ci].hd, H = cfgs[ci].n_head, HKV = cfgs[ci].n_head_kv;
+            const uint32_t kvt = kv_types[ki];
+            const int64_t QW = H * hd, KW = HKV * hd;
+            const uint64_t rb = ty_row_size(kvt, KW);
+            if (!rb) continue; /* Q8_0 needs KW % 32 == 0: true for all configs here */
+            ty_hparams hp = {.head_dim = hd, .n_rot = hd, .rope_freq_base = 1e6f, .n_head = H, .n_head_kv = HKV,
+                             .n_embd = QW, .n_ff = 32, .n_layer = 1, .n_vocab = 32, .rms_norm_eps = 1e-5f};
+            float *qh = malloc(sizeof(float) * (size_t)(total * QW)), *kh = malloc(sizeof(float) * (size_t)(total * KW)),
+                  *vh = malloc(sizeof(float) * (size_t)(total * KW));
+            random_fill(qh, (size_t)(total * QW), 2.0f); /* scores of a few units: a peaked softmax */
+            random_fill(kh, (size_t)(total * KW), 2.0f);
+            random_fill(vh, (size_t)(total * KW), 1.0f);
+            tweight Q, Kt, Vt;
+            make_table(&Q, "test.q", qh, QW, total);
+            make_table(&Kt, "test.k", kh, KW, total);
+            make_table(&Vt, "test.v", vh, KW, total);
+            const ty_weight *ws[] = {NULL, NULL, NULL, NULL, &Q.w, &Kt.w, &Vt.w};
+            ty_err err = {0};
+            void *kc = NULL, *vc = NULL, *kg = NULL, *vg = NULL;
+            CHECK(cpu->ops->reserve(cpu, &hp, 70, n_ctx, &err) == TY_OK, "cpu reserve: %s", err.msg);
+            CHECK(gpu->ops->reserve(gpu, &hp, 70, n_ctx, &err) == TY_OK, "gpu reserve: %s", err.msg);
+            cpu->ops->kv_new(cpu, (size_t)n_ctx, rb, &kc, &err);
+            cpu->ops->kv_new(cpu, (size_t)n_ctx, rb, &vc, &err);
+            CHECK(gpu->ops->kv_new(gpu, (size_t)n_ctx, rb, &kg, &err) == TY_OK, "kv_new: %s", err.msg);
+            CHECK(gpu->ops->kv_new(gpu, (size_t)n_ctx, rb, &vg, &err) == TY_OK, "kv_new: %s", err.msg);
+            if (!upload(gpu, ws, 7) && kc && vc && kg && vg) {
+                float *qd = gpu_rows(gpu, &Q, total), *kd = gpu_rows(gpu, &Kt, total), *vd = gpu_rows(gpu, &Vt, total);
+                float *od = gpu_buf(gpu, (size_t)(70 * QW));
+                float *oref = malloc(sizeof(float) * (size_t)(70 * QW));
+                double worst = 0;
+                for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+                    const int64_t p0 = steps[s][0], n = steps[s][1];
+                    gpu->ops->kv_store(gpu, kg, kvt, KW, p0, n, kd + p0 * KW);
+                    gpu->ops->kv_store(gpu, vg, kvt, KW, p0, n, vd + p0 * KW);
+                    cpu->ops->kv_store(cpu, kc, kvt, KW, p0, n, kh + p0 * KW);
+                    cpu->ops->kv_store(cpu, vc, kvt, KW, p0, n, vh + p0 * KW);
+                    gpu->ops->attention(gpu, qd + p0 * QW, kg, vg, kvt, n, p0, &hp, od);
+                    cpu->ops->attention(cpu, qh + p0 * QW, kc, vc, kvt, n, p0, &hp, oref);
+                    float *got = download(gpu, od, (size_t)(n * QW));
+                    double mx = 0, e = 0;
+                    for (int64_t i = 0; i < n * QW; i++) {
+                        mx = fmax(mx, fabs(oref[i]));
+                        double d = fabs((double)got[i] - oref[i]);
+                        if (!(d <= e)) e = d;
+                    }
+                    if (!(e / (mx + 1e-30) <= worst)) worst = e / (mx + 1e-30);
+                    free(got);
+                }
+                CHECK(worst <= 1e-5, "attention hd=%lld heads=%lld/%lld cache %s: worst error %.3g of the largest output",
+                      (long long)hd, (long long)H, (long long)HKV, ty_type_name(kvt), worst);
+                /* the caches themselves */
+                const size_t nb = (size_t)(total * rb);
+                if (nb % 4 == 0) {
+                    float *kgot = download(gpu, (const float *)kg, nb / 4), *vgot = download(gpu, (const float *)vg, nb / 4);
+                    CHECK(memcmp(kgot, kc, nb) == 0 && memcmp(vgot, vc, nb) == 0,
+                          "kv_store %s (hd=%lld): caches differ from the CPU's", ty_type_name(kvt), (long long)hd);
+                    free(kgot);
+                    free(vgot);
+                }
+                free(oref);
+                gpu->ops->buffer_free(gpu, qd);
+                gpu->ops->buffer_free(gpu, kd);
+                gpu->ops->buffer_free(gpu, vd);
+                gpu->ops->buffer_free(gpu, od);
+            }
+            cpu->ops->kv_free(cpu, kc);
+            cpu->ops->kv_free(cpu, vc);
+            gpu->ops->kv_free(gpu, kg);
+            gpu->ops->kv_free(gpu, vg);
+            free(qh);
+            free(kh);
+            free(vh);
+            free_weight(&Q);
+            free_weight(&Kt);
+            free_weight(&Vt);
+        }
+}
+
+static void test_elementwise(ty_backend *cpu, ty_backend *gpu) {
+    const int64_t width = 100000, n = width - 3; /* tables need rows of a multiple of 32; n need not */
+    float *ah = malloc(sizeof(float) * width), *bh = malloc(sizeof(float) * width);
+    random_fill(ah, (size_t)width, 8.0f);
+    random_fill(bh, (size_t)width, 2.0f);
+    tweight A, B;
+    make_table(&A, "test.a", ah, width, 1);
+    make_table(&B, "test.b", bh, width, 1);
+    const ty_weight *ws[] = {NULL, NULL, NULL, NULL, &A.w, &B.w};
+    if (!upload(gpu, ws, 6)) {
+        float *ad = gpu_rows(gpu, &A, 1), *bd = gpu_rows(gpu, &B, 1), *cd = gpu_buf(gpu, (size_t)width);
+        gpu->ops->copy(gpu, cd, ad, n);
+        float *got = download(gpu, cd, (size_t)n);
+        CHECK(memcmp(got, ah, sizeof(float) * n) == 0, "copy");
+        free(got);
+        gpu->ops->add(gpu, cd, bd, n);
+        got = download(gpu, cd, (size_t)n);
+        float *ref = malloc(sizeof(float) * n);
+        memcpy(ref, ah, sizeof(float) * n);
+        cpu->ops->add(cpu, ref, bh, n);
+        CHECK(memcmp(got, ref, sizeof(float) * n) == 0, "add");
+        free(got);
+        gpu->ops->swiglu(gpu, ad, bd, n);
+        got = download(gpu, ad, (size_t)n);
+        memcpy(ref, ah, sizeof(float) * n);
+        cpu->ops->swiglu(cpu, ref, bh, n);
+        int bad = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (!(fabsf(got[i] - ref[i]) <= 4e-7f * fabsf(ref[i]) + 1e-30f)) bad++;
+        CHECK(bad == 0, "swiglu: %d of %lld values off by more than 4e-7", bad, (long long)n);
+        free(got);
+        free(ref);
+        gpu->ops->buffer_free(gpu, ad);
+        gpu->ops->buffer_free(gpu, bd);
+        gpu->ops->buffer_free(gpu, cd);
+    }
+    free(ah);
+    free(bh);
+    free_weight(&A);
+    free_weight(&B);
+}
+
+/* A weight that was never uploaded: the op fails, later downloads are NaN, nothing crashes. */
+static void test_errors(void) {
+    ty_backend_config cfg = {.n_threads = 1, .exact_math = 0};
+    ty_backend *g = NULL;
+    ty_err err = {0};
+    CHECK(ty_backend_new("cuda:999", &cfg, &g, &err) == TY_ERR_DEVICE && !g && strstr(err.msg, "cuda:999"),
+          "cuda:999: '%s'", err.msg);
+    CHECK(ty_backend_new("cuda:x", &cfg, &g, &err) == TY_ERR_INVALID_ARG, "cuda:x");
+    if (ty_backend_new("cuda", &cfg, &g, &err) != TY_OK) return;
+    tweight W;
+    make_weight(&W, "never.uploaded", TY_TYPE_Q8_0, 64, 4);
+    float *x = gpu_buf(g, 64), *y = gpu_buf(g, 4);
+    g->ops->matmul(g, &W.w, x, 1, y);
+    float out[4] = {0};
+    g->ops->download(g, out, y, 4);
+    CHECK(isnan(out[0]) && isnan(out[3]), "download after a failed op gives NaN");
+    CHECK(g->ops->status(g, &err) == TY_ERR_DEVICE && strstr(err.msg, "never.uploaded"), "status: '%s'", err.msg);
+    g->ops->buffer_free(g, x);
+    g->ops->buffer_free(g, y);
+    g->ops->destroy(g);
+    free_weight(&W);
+}
+
+/* ---- 2. whole models ---------------------------------------------------------------------------- */
+
+#define MAX_CASES 64
+#define MAX_TOKENS 512
+
+typedef struct tcase {
+    char model[32], name[64];
+    int n;
+    ty_token ids[MAX_TOKENS];
+} tcase;
+
+static tcase cases[MAX_CASES];
+static int n_cases;
+
+static void load_cases(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/cases.txt", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    while (n_cases < MAX_CASES) {
+        tcase *c = &cases[n_cases];
+        if (fscanf(f, "%31s %63s %d", c->model, c->name, &c->n) != 3) break;
+        if (c->n <= 0 || c->n > MAX_TOKENS) break;
+        int ok = 1;
+        for (int i = 0; i < c->n && ok; i++) ok = fscanf(f, "%d", &c->ids[i]) == 1;
+        if (!ok) break;
+        n_cases++;
+    }
+    fclose(f);
+}
+
+typedef struct metrics {
+    double sq_diff, sq_ref, max_abs;
+} metrics;
+
+static void accumulate(metrics *m, const float *a, const float *ref, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - ref[i];
+        m->sq_diff += d * d;
+        m->sq_ref += (double)ref[i] * ref[i];
+        if (!(fabs(d) <= m->max_abs)) m->max_abs = fabs(d); /* NaN sticks */
+    }
+}
+
+static double rel_l2(const metrics *m) { return sqrt(m->sq_diff / m->sq_ref); }
+
+static int argmax(const float *x, int64_t n) {
+    int b = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > x[b]) b = (int)i;
+    return b;
+}
+
+static float top2_margin(const float *x, int64_t n) {
+    int b = argmax(x, n);
+    float s = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (i != b && x[i] > s) s = x[i];
+    return x[b] - s;
+}
+
+static ty_model *open_model(const char *path, const char *device, int exact) {
+    ty_model_params p = ty_model_default_params();
+    p.device = device;
+    p.exact_math = exact;
+    ty_model *m = NULL;
+    char *err = NULL;
+    if (ty_model_open(path, &p, &m, &err)) {
+        fprintf(stderr, "cannot open %s on %s: %s\n", path, device, err ? err : "?");
+        ty_free(err);
+        return NULL;
+    }
+    return m;
+}
+
+static ty_context *new_ctx(ty_model *m, int64_t n_batch, int kv) {
+    ty_context_params cp = ty_context_default_params();
+    cp.n_ctx = 512;
+    cp.n_batch = n_batch;
+    cp.kv_type = kv;
+    ty_context *c = NULL;
+    char *err = NULL;
+    if (ty_context_new(m, &cp, &c, &err)) {
+        fprintf(stderr, "cannot create a context: %s\n", err ? err : "?");
+        CHECK(0, "context creation failed: %s", err ? err : "?");
+    }
+    ty_free(err);
+    return c;
+}
+
+/* All-position logits, [n][n_vocab], in batches of n_batch (1: one token per eval). */
+static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch, int kv) {
+    ty_context *c = new_ctx(m, n_batch, kv);
+    if (!c) return NULL;
+    const int64_t V = ty_n_vocab(m);
+    float *out = malloc(sizeof(float) * (size_t)n * (size_t)V);
+    for (int done = 0; done < n;) {
+        int k = n - done < n_batch ? n - done : (int)n_batch;
+        if (ty_context_eval(c, ids + done, k, TY_LOGITS_ALL)) {
+            CHECK(0, "eval failed: %s", ty_context_errmsg(c));
+            free(out);
+            out = NULL;
+            break;
+        }
+        for (int i = 0; i < k; i++) {
+            const float *row = NULL;
+            ty_context_logits(c, i, &row);
+            memcpy(out + (size_t)(done + i) * V, row, sizeof(float) * (size_t)V);
+        }
+        done += k;
+    }
+    ty_context_free(c);
+    return out;
+}
+
+static void check_rel(const char *what, const char *label, const float *got, const float *ref, size_t n, double bound) {
+    if (!got || !ref) {
+        CHECK(0, "%s %s: evaluation missing", label, what);
+        return;
+    }
+    metrics mt = {0};
+    accumulate(&mt, got, ref, n);
+    CHECK(rel_l2(&mt) <= bound, "%s %s: rel_l2 %.3g (bound %.0e) max_abs %.3g", label, what, rel_l2(&mt), bound,
+          mt.max_abs);
+    if (getenv("TY_TEST_VERBOSE")) printf("  %-40s %-22s rel_l2 %.2e max_abs %.2e\n", label, what, rel_l2(&mt), mt.max_abs);
+}
+
+/* Greedy continuation on both devices in lockstep. */
+static void check_greedy(ty_model *cpu, ty_model *gpu, const ty_token *ids, int n, const char *label) {
+    ty_context *cc = new_ctx(cpu, 512, TY_KV_F32), *gc = new_ctx(gpu, 512, TY_KV_F32);
+    if (!cc || !gc) {
+        ty_context_free(cc);
+        ty_context_free(gc);
+        return;
+    }
+    const int64_t V = ty_n_vocab(cpu);
+    int rc = ty_context_eval(cc, ids, n, TY_LOGITS_LAST) || ty_context_eval(gc, ids, n, TY_LOGITS_LAST);
+    int same = 0, tie = 0;
+    for (int s = 0; s < 32 && !rc && n + s < 512; s++) {
+        const float *lc = NULL, *lg = NULL;
+        ty_context_logits(cc, -1, &lc);
+        ty_context_logits(gc, -1, &lg);
+        ty_token tc = argmax(lc, V), tg = argmax(lg, V);
+        if (tc != tg) {
+            tie = top2_margin(lc, V) < 1e-3f;
+            if (tie) printf("  %s: greedy step %d is a near-tie (margin %.2e): comparison stops\n", label, s, top2_margin(lc, V));
+            break;
+        }
+        same++;
+        rc = ty_context_eval(cc, &tc, 1, TY_LOGITS_LAST) || ty_context_eval(gc, &tg, 1, TY_LOGITS_LAST);
+    }
+    CHECK(!rc, "%s: greedy eval failed", label);
+    CHECK(same == 32 || tie || n + same >= 512, "%s: greedy tokens agree for %d of 32 steps", label, same);
+    ty_context_free(cc);
+    ty_context_free(gc);
+}
+
+static void check_sequence(ty_model *cpu, ty_model *gpu, const ty_token *ids, int n, const char *label, int first) {
+    const size_t V = (size_t)ty_n_vocab(cpu), N = (size_t)n * V;
+    float *ref = eval_all(cpu, ids, n, 512, TY_KV_F32);
+    float *got = eval_all(gpu, ids, n, 512, TY_KV_F32);
+    check_rel("vs CPU exact", label, got, ref, N, 1e-4);
+    if (!quick) {
+        float *b7 = eval_all(gpu, ids, n, 7, TY_KV_F32);
+        check_rel("batches of 7 vs one batch", label, b7, got, N, 1e-4);
+        free(b7);
+        float *dec = eval_all(gpu, ids, n, 1, TY_KV_F32);
+        check_rel("decode vs prompt", label, dec, got, N, 1e-4);
+        free(dec);
+    }
+    if (first) { /* other caches: both engines round K/V the same way */
+        float *r16 = eval_all(cpu, ids, n, 512, TY_KV_F16), *g16 = eval_all(gpu, ids, n, 512, TY_KV_F16);
+        check_rel("F16 KV vs CPU F16 KV", label, g16, r16, N, 1e-3);
+        free(r16);
+        free(g16);
+        if (!quick) {
+            float *r8 = eval_all(cpu, ids, n, 512, TY_KV_Q8_0), *g8 = eval_all(gpu, ids, n, 512, TY_KV_Q8_0);
+            check_rel("Q8_0 KV vs CPU Q8_0 KV", label, g8, r8, N, 1e-2);
+            free(r8);
+            free(g8);
+        }
+    }
+    free(ref);
+    free(got);
+    if (!quick) check_greedy(cpu, gpu, ids, n, label);
+}
+
+static void test_model_file(const char *path, const char *base) {
+    double t0 = now_s();
+    ty_model *cpu = open_model(path, "cpu", 1), *gpu = open_model(path, "cuda", 0);
+    CHECK(cpu && gpu, "open %s", path);
+    if (cpu && gpu) {
+        int done = 0;
+        for (int k = 0; k < n_cases; k++) {
+            size_t ml = strlen(cases[k].model);
+            if (strncmp(base, cases[k].model, ml) != 0 || base[ml] != '-') continue;
+            if (quick && done >= 2) break;
+            char label[160];
+            snprintf(label, sizeof label, "%s/%s", base, cases[k].name);
+            check_sequence(cpu, gpu, cases[k].ids, cases[k].n, label, done == 0);
+            done++;
+        }
+        if (!done) { /* no fixture cases: random token sequences */
+            const int lens[2] = {40, 100};
+            for (int s = 0; s < (quick ? 1 : 2); s++) {
+                ty_token ids[100];
+                ids[0] = ty_token_bos(gpu) >= 0 ? ty_token_bos(gpu) : 1;
+                for (int i = 1; i < lens[s]; i++) ids[i] = (ty_token)(3 + test_rand_u64(&rng) % (uint64_t)(ty_n_vocab(gpu) - 3));
+                char label[160];
+                snprintf(label, sizeof label, "%s/random%d", base, lens[s]);
+                check_sequence(cpu, gpu, ids, lens[s], label, s == 0);
+            }
+        }
+    }
+    ty_model_close(cpu);
+    ty_model_close(gpu);
+    printf("test_cuda: %-28s checked in %.1f s\n", base, now_s() - t0);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void test_models(void) {
+    const char *fix = getenv("TY_FIXTURES") ? getenv("TY_FIXTURES") : "../shared/fixtures";
+    load_cases(fix);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/gguf", fix);
+    char *names[64];
+    int n = 0;
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) && n < 64) {
+            size_t l = strlen(e->d_name);
+            if (l > 5 && strcmp(e->d_name + l - 5, ".gguf") == 0) names[n++] = strdup(e->d_name);
+        }
+        closedir(d);
+    }
+    qsort(names, (size_t)n, sizeof names[0], cmp_str);
+    printf("test_cuda: %d fixture models in %s, %d cases\n", n, dir, n_cases);
+    int tested = 0;
+    for (int i = 0; i < n; i++) {
+        if (!quick || tested == 0) {
+            char path[1024], base[256];
+            snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+            snprintf(base, sizeof base, "%.*s", (int)(strlen(names[i]) - 5), names[i]);
+            test_model_file(path, base);
+            tested++;
+        }
+        free(names[i]);
+    }
+    const char *builtin = "data/yard-target-27m-q8_0.gguf";
+    FILE *f = fopen(builtin, "rb");
+    if (f && !quick) {
+        fclose(f);
+        test_model_file(builtin, "yard-target-27m-q8_0");
+        tested++;
+    } else if (f) {
+        fclose(f);
+    }
+    const char *extra = getenv("TY_CUDA_MODELS");
+    if (extra && *extra && !quick) {
+        char *list = strdup(extra), *save = NULL;
+        for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+            const char *slash = strrchr(p, '/');
+            test_model_file(p, slash ? slash + 1 : p);
+            tested++;
+        }
+        free(list);
+    }
+    CHECK(tested > 0, "no model was tested: put fixtures in %s (TY_FIXTURES) or set TY_CUDA_MODELS", dir);
+}
+
+/* ---- 3. a 7B-shaped model ----------------------------------------------------------------------- */
+
+static void test_7b(const char *path) {
+    double t0 = now_s();
+    ty_model *gpu = open_model(path, "cuda", 0), *cpu = open_model(path, "cpu", 1);
+    CHECK(cpu && gpu, "open %s", path);
+    if (cpu && gpu) {
+        ty_token ids[4] = {1, 0, 0, 0};
+        for (int i = 1; i < 4; i++) ids[i] = (ty_token)(3 + test_rand_u64(&rng) % (uint64_t)(ty_n_vocab(gpu) - 3));
+        float *got = eval_all(gpu, ids, 4, 512, TY_KV_F32);
+        double t1 = now_s();
+        float *ref = eval_all(cpu, ids, 4, 512, TY_KV_F32);
+        printf("test_cuda: 7B model: GPU load+eval %.1f s, CPU exact eval %.1f s\n", t1 - t0, now_s() - t1);
+        check_rel("7B, 4 positions vs CPU exact", path, got, ref, 4 * (size_t)ty_n_vocab(gpu), 1e-3);
+        free(got);
+        free(ref);
+    }
+    ty_model_close(cpu);
+    ty_model_close(gpu);
+}
+
+int main(void) {
+    quick = getenv("TY_CUDA_QUICK") && strcmp(getenv("TY_CUDA_QUICK"), "0") != 0;
+    ty_backend_config cfg = {.n_threads = 4, .exact_math = 1};
+    ty_backend *gpu = NULL, *cpu = NULL;
+    ty_err err = {0};
+    int rc = ty_backend_new("cuda", &cfg, &gpu, &err);
+    if (rc == TY_ERR_DEVICE) {
+        printf("test_cuda: skipped (no CUDA device)\n  %s\n", err.msg);
+        return check_summary("test_cuda");
+    }
+    REQUIRE(rc == TY_OK, "cuda backend: %s", err.msg);
+    REQUIRE(ty_backend_new("cpu", &cfg, &cpu, &err) == TY_OK, "cpu backend: %s", err.msg);
+    /* the CPU backend's scratch must fit the widest rows used below */
+    ty_hparams hp = {.n_embd = 4352, .n_ff = 4352, .n_head = 8, .n_head_kv = 1, .head_dim = 128, .n_rot = 128,
+                     .rope_freq_base = 1e6f, .n_layer = 1, .n_vocab = 32};
+    REQUIRE(cpu->ops->reserve(cpu, &hp, 130, 512, &err) == TY_OK, "cpu reserve: %s", err.msg);
+
+    /* a fresh GPU backend per group: a failure (which a backend keeps) cannot spread to the next */
+    static const struct { const char *name; void (*fn)(ty_backend *, ty_backend *); } groups[] = {
+        {"matmul / get_rows", test_matmul}, {"rmsnorm", test_rmsnorm},           {"rope", test_rope},
+        {"copy / add / swiglu", test_elementwise}, {"kv_store / attention", test_attention}};
+    double t0 = now_s();
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        if (!gpu && ty_backend_new("cuda", &cfg, &gpu, &err) != TY_OK) {
+            CHECK(0, "cuda backend for the %s tests: %s", groups[i].name, err.msg);
+            continue;
+        }
+        REQUIRE(cpu->ops->reserve(cpu, &hp, 130, 512, &err) == TY_OK, "cpu reserve: %s", err.msg);
+        groups[i].fn(cpu, gpu);
+        backend_ok(gpu, groups[i].name);
+        gpu->ops->destroy(gpu);
+        gpu = NULL;
+    }
+    test_errors();
+    printf("test_cuda: op tests done in %.1f s (%d passed, %d failed so far)\n", now_s() - t0, check_passed,
+           check_failed);
+    cpu->ops->destroy(cpu);
+
+    test_models();
+    const char *p7 = getenv("TY_7B");
+    if (p7 && *p7) test_7b(p7);
+    return check_summary("test_cuda");
+}
