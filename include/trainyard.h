@@ -52,7 +52,8 @@ void ty_free(void *p); /* frees strings the library returned through out-paramet
 /* ---- model ---------------------------------------------------------------------------------- */
 
 typedef struct ty_model_params {
-    const char *device; /* "cpu" (default), later "cuda", "cuda:N", "vulkan", "metal", "auto" */
+    const char *device; /* "cpu" (default), "cuda" / "cuda:N" (builds with CUDA), "auto" (CUDA if a
+                           device is usable, else CPU); later "vulkan", "metal" */
     int n_threads;      /* 0: one per physical core */
     int exact_math;     /* 1: dequantize weights exactly and compute in float32 (slow reference
                            path); 0: the fast path with 8-bit quantized activations */
