@@ -27,7 +27,14 @@
  *    buffers that end where the row ends, so ASan catches over-reads; results must not depend on
  *    the address.
  *
- * Skips sections 2-4 (with a message, passing) when the CPU lacks AVX2/FMA/F16C.
+ * 5. vec_dot_multi (one weight row, n_tok activation rows), in both sets and for every type: each
+ *    result has the bits of vec_dot on that row (memcmp), for n = 256, 4096, 14336 and odd block
+ *    counts (1, 3; float types 7, 1001 elements), n_tok = 1..17 (every mix of token groups and
+ *    single-row leftovers), odd addresses, activation strides with junk between rows, strided
+ *    results with canaries between them. The AVX2 multi kernels replicate the single-row kernels'
+ *    float order, so a change to either that is not mirrored shows up here.
+ *
+ * Skips sections 2-5 for the AVX2 set (with a message, passing) when the CPU lacks AVX2/FMA/F16C.
  * Environment: TY_TEST_SEED adds one more seed to the fixed ones. */
 #include <float.h>
 #include <math.h>
@@ -409,8 +416,8 @@ static void test_dots(const ty_kernels *fast, const unsigned long long *seeds, i
 
 /* One weight row times n_tok activation rows; every result must have the bits of k->vec_dot on
  * that row (memcmp), the floats between the strided results must be left alone, and the result
- * must not depend on the group the token falls in (n_tok from 1 to 17 puts a row in groups of 8,
- * 4, 2 or the single-row tail: 15 = 8 + 4 + 2 + 1). Activation rows a_stride bytes apart (the row size, or more and
+ * must not depend on the group the token falls in (n_tok from 1 to 17 puts a row in a group of 8
+ * or 4 or in the single-row tail: 15 = 8 + 4 + 1 + 1 + 1). Activation rows a_stride bytes apart (the row size, or more and
  * odd) in a buffer that ends where the last row ends; odd addresses everywhere. */
 static int test_multi_case(const ty_kernels *k, const type_case *tc, int64_t n, int n_tok, bool from_floats,
                            int si) {

@@ -22,9 +22,10 @@
  * decode give the same logits). a_stride is in bytes (usually ty_row_size(vec_dot_type, n), or
  * 4 * n for F32 activations), s_stride in floats (the matmul's number of rows for y[t * ne1 + r];
  * 1 for a contiguous s); n_tok >= 0, any value. The AVX2 set unpacks each weight block once for
- * 8 tokens (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K; leftover tokens by 4, 2, then 1), which is
- * 1.2x (Q8_0) to 1.9x (Q6_K) the throughput of per-token calls when compute bound
- * (bench/bench_kernels.c multi); F32/F16/BF16/Q8_K entries loop over vec_dot.
+ * a group of 8 tokens (Q4_0, Q4_K, Q6_K) or 4 (Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q5_K), leftover
+ * tokens by 4, then one by one; that is 1.2x (Q8_0) to 2x (Q6_K) the throughput of per-token
+ * vec_dot calls when compute bound (bench/bench_kernels.c multi). The F32/F16/BF16/Q8_K entries
+ * loop over vec_dot.
  *
  * Typical use (cpu_backend's matmul):
  *     const ty_kernels *k = ty_kernels_best();   // once; cheap and pure, may be called per matmul

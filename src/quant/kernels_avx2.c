@@ -14,7 +14,7 @@
  * throughput (bench/bench_kernels.c) is 65-95% of a plain read of the same memory.
  *
  * The multi-token kernels (vec_dot_multi, for prompts) unpack each weight block once for a group of
- * up to 8 tokens and give the single-row kernels' results bit for bit: see their section below.
+ * 4 or 8 tokens and give the single-row kernels' results bit for bit: see their section below.
  *
  * Quantizers produce the scalar reference's bytes exactly: the same float operations per element
  * (no FMA), roundf emulated exactly for Q8_0/Q8_1, nearest-even rounding for Q8_K, the scale
@@ -560,17 +560,17 @@ DOT_BLOCKS(ty_avx2_dot_q6_K, q6_K_block, blk_q6_K, blk_q8_K, TY_QK_K)
  * tail handling, the same final sums. Only the scheduling across tokens differs. A change to a
  * single-row kernel must be mirrored here; tests/test_kernels.c compares the two bit for bit.
  *
- * Tokens go by groups of NT = 8 (see MULTI_NT below), the leftovers by 4 and 2, a last one through
- * the single-row kernel. The block functions take nt as an argument; it is a constant after
- * inlining, so their token loops unroll and the small arrays become registers (at nt = 8 the
- * integer sums fill half of the 16 ymm registers; float accumulators and activation pointers
- * partly live on the stack, which costs less than the shared work saved). */
+ * Tokens go by groups of NT = 8 or 4 (see MULTI_NT below), leftovers by 4, then through the
+ * single-row kernel. The block functions take nt as an argument; it is a constant after inlining,
+ * so their token loops unroll and the integer sums become registers (at nt = 8 they fill half of
+ * the 16 ymm registers; the float accumulators live in L1). */
 
 #define MULTI_MAX_NT 8
 
 /* An empty asm that claims to change v: pins the running sums in registers. Without it GCC
  * reassociates the nt chains of integer adds into one tree per token at the end of the block,
- * keeping all 8 * nt madd results alive and spilling most of them to the stack (-30%). */
+ * keeping all 8 * nt madd results alive and spilling most of them to the stack (Q4_K measured
+ * ~25% slower without it). */
 static inline TY_AVX2 __m256i keep(__m256i v) {
     __asm__("" : "+x"(v));
     return v;
@@ -683,64 +683,64 @@ TY_AVX2_INLINE void q8_0_pair_n(const blk_q8_0 *x, const blk_q8_0 *const *y, int
     }
 }
 
-/* One group of nt tokens (rows a + k * a_stride, results s[k * s_stride]), as DOT_PAIRS. */
+/* One group of nt tokens (rows a + k * a_stride, results s[k * s_stride]), as DOT_PAIRS: pair p
+ * (blocks 2p, 2p+1) goes to acc[p % 2] (DOT_PAIRS's acc0 / acc1; its loop takes two pairs per
+ * step), a last odd block to acc[1]. The loop takes one pair per step so the big unrolled body
+ * exists once (compile time, above all with sanitizers); acc then lives in L1, not in registers,
+ * which costs a load and a store per accumulator update. */
 #define DOT_PAIRS_GROUP(NAME, PAIR_N, BLOCK, WT, AT)                                               \
     TY_AVX2_INLINE void NAME(int64_t nb, float *s, int64_t s_stride, const WT *x, const uint8_t *a, \
                              size_t a_stride, int nt) {                                            \
         const AT *y[MULTI_MAX_NT];                                                                 \
-        __m256 acc0[MULTI_MAX_NT], acc1[MULTI_MAX_NT];                                             \
-        __m128 e0[MULTI_MAX_NT], e1[MULTI_MAX_NT];                                                 \
+        __m256 acc[2][MULTI_MAX_NT];                                                               \
+        __m128 ex[2][MULTI_MAX_NT];                                                                \
         float e[MULTI_MAX_NT];                                                                     \
         UNROLL                                                                                     \
         for (int k = 0; k < nt; k++) {                                                             \
             y[k] = (const AT *)(a + (size_t)k * a_stride);                                         \
-            acc0[k] = acc1[k] = _mm256_setzero_ps();                                               \
-            e0[k] = e1[k] = _mm_setzero_ps();                                                      \
+            acc[0][k] = acc[1][k] = _mm256_setzero_ps();                                           \
+            ex[0][k] = ex[1][k] = _mm_setzero_ps();                                                \
             e[k] = 0.0f;                                                                           \
-        }                                                                                          \
-        int64_t i = 0;                                                                             \
-        for (; i + 4 <= nb; i += 4) {                                                              \
-            UNROLL                                                                                 \
-            for (size_t o = 0; o < 4 * sizeof(WT); o += 64)                                        \
-                _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + o, _MM_HINT_T0);             \
-            PAIR_N(x + i, y, i, acc0, e0, nt);                                                     \
-            PAIR_N(x + i + 2, y, i + 2, acc1, e1, nt);                                             \
-        }                                                                                          \
-        if (i + 2 <= nb) PAIR_N(x + i, y, i, acc0, e0, nt), i += 2;                                \
-        if (i < nb) {                                                                              \
-            UNROLL                                                                                 \
-            for (int k = 0; k < nt; k++) acc1[k] = BLOCK(x + i, y[k] + i, acc1[k], &e[k]);        \
-        }                                                                                          \
-        UNROLL                                                                                     \
-        for (int k = 0; k < nt; k++) {                                                             \
-            const __m128 ek = _mm_add_ps(e0[k], e1[k]);                                            \
-            s[k * s_stride] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k])) +                           \
-                              (_mm_cvtss_f32(ek) + _mm_cvtss_f32(_mm_movehdup_ps(ek)) + e[k]);      \
-        }                                                                                          \
-    }
-
-/* K-quants: one block of nt tokens (x times block i of each y[k]), and the group as DOT_BLOCKS. */
-#define DOT_BLOCKS_GROUP(NAME, BLOCK_N, WT, AT)                                                    \
-    TY_AVX2_INLINE void NAME(int64_t nb, float *s, int64_t s_stride, const WT *x, const uint8_t *a, \
-                             size_t a_stride, int nt) {                                            \
-        const AT *y[MULTI_MAX_NT];                                                                 \
-        __m256 acc0[MULTI_MAX_NT], acc1[MULTI_MAX_NT];                                             \
-        UNROLL                                                                                     \
-        for (int k = 0; k < nt; k++) {                                                             \
-            y[k] = (const AT *)(a + (size_t)k * a_stride);                                         \
-            acc0[k] = acc1[k] = _mm256_setzero_ps();                                               \
         }                                                                                          \
         int64_t i = 0;                                                                             \
         for (; i + 2 <= nb; i += 2) {                                                              \
             UNROLL                                                                                 \
             for (size_t o = 0; o < 2 * sizeof(WT); o += 64)                                        \
                 _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + o, _MM_HINT_T0);             \
-            BLOCK_N(x + i, y, i, acc0, nt);                                                        \
-            BLOCK_N(x + i + 1, y, i + 1, acc1, nt);                                                \
+            PAIR_N(x + i, y, i, acc[(i >> 1) & 1], ex[(i >> 1) & 1], nt);                           \
         }                                                                                          \
-        if (i < nb) BLOCK_N(x + i, y, i, acc0, nt);                                                \
+        if (i < nb) {                                                                              \
+            UNROLL                                                                                 \
+            for (int k = 0; k < nt; k++) acc[1][k] = BLOCK(x + i, y[k] + i, acc[1][k], &e[k]);     \
+        }                                                                                          \
         UNROLL                                                                                     \
-        for (int k = 0; k < nt; k++) s[k * s_stride] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));   \
+        for (int k = 0; k < nt; k++) {                                                             \
+            const __m128 ek = _mm_add_ps(ex[0][k], ex[1][k]);                                      \
+            s[k * s_stride] = hsum_ps(_mm256_add_ps(acc[0][k], acc[1][k])) +                       \
+                              (_mm_cvtss_f32(ek) + _mm_cvtss_f32(_mm_movehdup_ps(ek)) + e[k]);      \
+        }                                                                                          \
+    }
+
+/* K-quants: one group as DOT_BLOCKS: block i goes to acc[i % 2] (DOT_BLOCKS's acc0 / acc1, a last
+ * odd block to acc0 = acc[0]), one block per step as above. */
+#define DOT_BLOCKS_GROUP(NAME, BLOCK_N, WT, AT)                                                    \
+    TY_AVX2_INLINE void NAME(int64_t nb, float *s, int64_t s_stride, const WT *x, const uint8_t *a, \
+                             size_t a_stride, int nt) {                                            \
+        const AT *y[MULTI_MAX_NT];                                                                 \
+        __m256 acc[2][MULTI_MAX_NT];                                                               \
+        UNROLL                                                                                     \
+        for (int k = 0; k < nt; k++) {                                                             \
+            y[k] = (const AT *)(a + (size_t)k * a_stride);                                         \
+            acc[0][k] = acc[1][k] = _mm256_setzero_ps();                                           \
+        }                                                                                          \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            UNROLL                                                                                 \
+            for (size_t o = 0; o < sizeof(WT); o += 64)                                            \
+                _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + o, _MM_HINT_T0);             \
+            BLOCK_N(x + i, y, i, acc[i & 1], nt);                                                  \
+        }                                                                                          \
+        UNROLL                                                                                     \
+        for (int k = 0; k < nt; k++) s[k * s_stride] = hsum_ps(_mm256_add_ps(acc[0][k], acc[1][k])); \
     }
 
 /* Q2_K, as q2_K_block: per token the min term (its own FMA, first), then the scaled sums. */
@@ -907,8 +907,8 @@ TY_AVX2_INLINE void q6_K_block_n(const blk_q6_K *x, const blk_q8_K *const *y, in
         acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(f32_at(y[k][i].d) * xd), _mm256_cvtepi32_ps(sumi[k]), acc[k]);
 }
 
-/* The entry: groups of NT tokens, then 4 and 2 (where smaller than NT), then the single-row kernel
- * for the last token. */
+/* The entry: groups of NT tokens, then one of 4 (where NT > 4), then the single-row kernel for the
+ * last tokens. */
 #define DOT_MULTI(NAME, GROUP, SINGLE, WT, QK, NT)                                                 \
     void TY_AVX2 NAME(int64_t n, float *s, int64_t s_stride, const void *vw, const void *va,       \
                       size_t a_stride, int64_t n_tok) {                                            \
@@ -919,19 +919,23 @@ TY_AVX2_INLINE void q6_K_block_n(const blk_q6_K *x, const blk_q8_K *const *y, in
                 GROUP(n / (QK), s + t * s_stride, s_stride, vw, a + (size_t)t * a_stride, a_stride, NT); \
             if ((NT) > 4 && t + 4 <= n_tok)                                                        \
                 GROUP(n / (QK), s + t * s_stride, s_stride, vw, a + (size_t)t * a_stride, a_stride, 4), t += 4; \
-            if ((NT) > 2 && t + 2 <= n_tok)                                                        \
-                GROUP(n / (QK), s + t * s_stride, s_stride, vw, a + (size_t)t * a_stride, a_stride, 2), t += 2; \
         }                                                                                          \
         for (; t < n_tok; t++) SINGLE(n, s + t * s_stride, vw, a + (size_t)t * a_stride);          \
     }
 
-/* Group size 8: measured in one process against 2 and 4 (64 weight rows x 64 tokens, in L2), 8 is
- * 2-12% faster than 4 for Q4_0, Q4_K, Q6_K and the same for Q8_0, Q5_K; 2 is 10-25% slower than 4.
- * -DMULTI_NT=4 (or 2) builds the other sizes for such comparisons. */
+/* Group sizes, measured in one process (64 weight rows x 64 tokens, in L2): 8 tokens are 5-12%
+ * faster than 4 for Q4_0, Q4_K and Q6_K; the same for Q8_0 and Q5_K; 2 is 10-25% slower than 4.
+ * Each group size is one more full copy of the unrolled block code, which costs compile time
+ * (under ASan+UBSan this file takes minutes with 8 everywhere), so the other types stay at 4.
+ * -DMULTI_NT=... / -DMULTI_NT_BIG=... rebuild with other sizes for such comparisons. */
 #ifndef MULTI_NT
-#define MULTI_NT 8
+#define MULTI_NT 4
 #endif
-_Static_assert(MULTI_NT >= 2 && MULTI_NT <= MULTI_MAX_NT, "group size");
+#ifndef MULTI_NT_BIG
+#define MULTI_NT_BIG 8
+#endif
+_Static_assert(MULTI_NT >= 2 && MULTI_NT <= MULTI_MAX_NT && MULTI_NT_BIG >= 2 && MULTI_NT_BIG <= MULTI_MAX_NT,
+               "group sizes");
 
 DOT_PAIRS_GROUP(q4_0_group, q4_0_pair_n, q4_0_block, blk_q4_0, blk_q8_0)
 DOT_PAIRS_GROUP(q4_1_group, q4_1_pair_n, q4_1_block, blk_q4_1, blk_q8_1)
@@ -944,16 +948,16 @@ DOT_BLOCKS_GROUP(q4_K_group, q4_K_block_n, blk_q4_K, blk_q8_K)
 DOT_BLOCKS_GROUP(q5_K_group, q5_K_block_n, blk_q5_K, blk_q8_K)
 DOT_BLOCKS_GROUP(q6_K_group, q6_K_block_n, blk_q6_K, blk_q8_K)
 
-DOT_MULTI(ty_avx2_dot_multi_q4_0, q4_0_group, ty_avx2_dot_q4_0, blk_q4_0, TY_QK, MULTI_NT)
+DOT_MULTI(ty_avx2_dot_multi_q4_0, q4_0_group, ty_avx2_dot_q4_0, blk_q4_0, TY_QK, MULTI_NT_BIG)
 DOT_MULTI(ty_avx2_dot_multi_q4_1, q4_1_group, ty_avx2_dot_q4_1, blk_q4_1, TY_QK, MULTI_NT)
 DOT_MULTI(ty_avx2_dot_multi_q5_0, q5_0_group, ty_avx2_dot_q5_0, blk_q5_0, TY_QK, MULTI_NT)
 DOT_MULTI(ty_avx2_dot_multi_q5_1, q5_1_group, ty_avx2_dot_q5_1, blk_q5_1, TY_QK, MULTI_NT)
 DOT_MULTI(ty_avx2_dot_multi_q8_0, q8_0_group, ty_avx2_dot_q8_0, blk_q8_0, TY_QK, MULTI_NT)
 DOT_MULTI(ty_avx2_dot_multi_q2_K, q2_K_group, ty_avx2_dot_q2_K, blk_q2_K, TY_QK_K, MULTI_NT)
 DOT_MULTI(ty_avx2_dot_multi_q3_K, q3_K_group, ty_avx2_dot_q3_K, blk_q3_K, TY_QK_K, MULTI_NT)
-DOT_MULTI(ty_avx2_dot_multi_q4_K, q4_K_group, ty_avx2_dot_q4_K, blk_q4_K, TY_QK_K, MULTI_NT)
+DOT_MULTI(ty_avx2_dot_multi_q4_K, q4_K_group, ty_avx2_dot_q4_K, blk_q4_K, TY_QK_K, MULTI_NT_BIG)
 DOT_MULTI(ty_avx2_dot_multi_q5_K, q5_K_group, ty_avx2_dot_q5_K, blk_q5_K, TY_QK_K, MULTI_NT)
-DOT_MULTI(ty_avx2_dot_multi_q6_K, q6_K_group, ty_avx2_dot_q6_K, blk_q6_K, TY_QK_K, MULTI_NT)
+DOT_MULTI(ty_avx2_dot_multi_q6_K, q6_K_group, ty_avx2_dot_q6_K, blk_q6_K, TY_QK_K, MULTI_NT_BIG)
 
 /* ---- activation quantizers -------------------------------------------------------------------- */
 
