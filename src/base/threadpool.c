@@ -1,21 +1,40 @@
 #include "base/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* A decode step is a few hundred short parallel loops (one per matmul, norm, attention...).
+ * Waking a sleeping worker through a condition variable costs tens of microseconds in a VM, and
+ * the worker then starts late, so waiters first spin on the atomics for up to SPIN_NS and only
+ * then sleep: back-to-back loops never touch the kernel, an idle pool costs no CPU. */
+#define SPIN_NS 2000000LL
 
 struct ty_pool {
     int n;
     pthread_t *threads;
-    pthread_mutex_t mu;
-    pthread_cond_t start, done;
-    ty_pool_fn fn;
+    pthread_mutex_t mu; /* held by a worker from counting itself a sleeper until it waits */
+    pthread_cond_t start;
+    ty_pool_fn fn; /* written by the runner before the release store to generation */
     void *arg;
-    unsigned long long generation; /* bumped for each loop; workers wait for a new value */
-    int pending;                   /* workers still running the current loop */
-    int quit;
+    atomic_ullong generation; /* bumped for each loop; workers wait for a new value */
+    atomic_int pending;       /* workers still running the current loop */
+    atomic_int quit;
+    atomic_int sleepers; /* workers blocked (or about to block) on start */
 };
 
 typedef struct worker_arg {
@@ -23,24 +42,46 @@ typedef struct worker_arg {
     int ith;
 } worker_arg;
 
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Spins until generation differs from seen (true) or SPIN_NS pass (false). */
+static int spin_for_work(ty_pool *pool, unsigned long long seen) {
+    long long t0 = now_ns();
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&pool->generation, memory_order_acquire) != seen ||
+            atomic_load_explicit(&pool->quit, memory_order_relaxed))
+            return 1;
+        cpu_relax();
+        if ((i & 255) == 0) {
+            if (now_ns() - t0 > SPIN_NS) return 0;
+            sched_yield(); /* lets a runnable thread have the core when there are more threads than cores */
+        }
+    }
+}
+
 static void *worker_main(void *p) {
     worker_arg wa = *(worker_arg *)p;
     free(p);
     ty_pool *pool = wa.pool;
     unsigned long long seen = 0;
-    pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (!pool->quit && pool->generation == seen) pthread_cond_wait(&pool->start, &pool->mu);
-        if (pool->quit) break;
-        seen = pool->generation;
-        ty_pool_fn fn = pool->fn;
-        void *arg = pool->arg;
-        pthread_mutex_unlock(&pool->mu);
-        fn(arg, wa.ith, pool->n);
-        pthread_mutex_lock(&pool->mu);
-        if (--pool->pending == 0) pthread_cond_signal(&pool->done);
+        if (!spin_for_work(pool, seen)) {
+            pthread_mutex_lock(&pool->mu);
+            atomic_fetch_add(&pool->sleepers, 1);
+            while (!atomic_load(&pool->quit) && atomic_load(&pool->generation) == seen)
+                pthread_cond_wait(&pool->start, &pool->mu);
+            atomic_fetch_sub(&pool->sleepers, 1);
+            pthread_mutex_unlock(&pool->mu);
+        }
+        if (atomic_load(&pool->quit)) break;
+        seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        pool->fn(pool->arg, wa.ith, pool->n);
+        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
     }
-    pthread_mutex_unlock(&pool->mu);
     return NULL;
 }
 
@@ -51,7 +92,10 @@ ty_pool *ty_pool_new(int n_threads) {
     pool->n = n_threads;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->start, NULL);
-    pthread_cond_init(&pool->done, NULL);
+    atomic_init(&pool->generation, 0);
+    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->quit, 0);
+    atomic_init(&pool->sleepers, 0);
     pool->threads = calloc((size_t)n_threads, sizeof *pool->threads);
     if (!pool->threads) { ty_pool_free(pool); return NULL; }
     for (int i = 1; i < n_threads; i++) {
@@ -72,13 +116,12 @@ ty_pool *ty_pool_new(int n_threads) {
 void ty_pool_free(ty_pool *pool) {
     if (!pool) return;
     pthread_mutex_lock(&pool->mu);
-    pool->quit = 1;
+    atomic_store(&pool->quit, 1);
     pthread_cond_broadcast(&pool->start);
     pthread_mutex_unlock(&pool->mu);
     for (int i = 1; i < pool->n; i++) pthread_join(pool->threads[i], NULL);
     pthread_mutex_destroy(&pool->mu);
     pthread_cond_destroy(&pool->start);
-    pthread_cond_destroy(&pool->done);
     free(pool->threads);
     free(pool);
 }
@@ -90,19 +133,25 @@ void ty_pool_run(ty_pool *pool, ty_pool_fn fn, void *arg) {
         fn(arg, 0, 1);
         return;
     }
-    pthread_mutex_lock(&pool->mu);
     pool->fn = fn;
     pool->arg = arg;
-    pool->pending = pool->n - 1;
-    pool->generation++;
-    pthread_cond_broadcast(&pool->start);
-    pthread_mutex_unlock(&pool->mu);
+    atomic_store_explicit(&pool->pending, pool->n - 1, memory_order_relaxed);
+    /* Bump, then look for sleepers; a sleeper counts itself, then checks generation (both
+     * seq_cst): one of the two sees the other, so no wake-up is lost. The empty critical section
+     * waits until a sleeper that counted itself is really waiting. */
+    atomic_fetch_add(&pool->generation, 1);
+    if (atomic_load(&pool->sleepers) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        pthread_cond_broadcast(&pool->start);
+        pthread_mutex_unlock(&pool->mu);
+    }
     fn(arg, 0, pool->n);
-    pthread_mutex_lock(&pool->mu);
-    while (pool->pending > 0) pthread_cond_wait(&pool->done, &pool->mu);
-    pthread_mutex_unlock(&pool->mu);
+    /* Loops are short and balanced: spin, yielding the core now and then in case it is shared. */
+    for (unsigned i = 1; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; i++) {
+        cpu_relax();
+        if ((i & 255) == 0) sched_yield();
+    }
 }
-
 /* Counts distinct (physical id, core id) pairs in /proc/cpuinfo. */
 int ty_physical_cores(void) {
     long logical = sysconf(_SC_NPROCESSORS_ONLN);

@@ -1,8 +1,8 @@
 /* threadpool.h - a fixed set of worker threads that run one parallel loop at a time.
  *
  * ty_pool_run(pool, fn, arg) calls fn(arg, i, n) once for every thread i in [0, n) (the caller is
- * thread 0) and returns when all have finished. Workers sleep between loops; no thread is created
- * per call. */
+ * thread 0) and returns when all have finished. Between loops, workers spin briefly, then sleep;
+ * no thread is created per call. */
 #ifndef TY_BASE_THREADPOOL_H
 #define TY_BASE_THREADPOOL_H
 
