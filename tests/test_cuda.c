@@ -219,6 +219,78 @@ static void test_matmul(ty_backend *cpu, ty_backend *gpu) {
     }
 }
 
+/* The fast matrix-vector path (a backend with exact_math = 0, one token): 8-bit activations as
+ * the CPU quantizes them, integer block sums. Reference: sum over deq(w) * deq(quantize(x)) in
+ * double, where quantize is the CPU's ty_quantize_row to the type's activation format; the GPU
+ * must be within float rounding of it: |gpu - ref| <= 2e-5 * sum|w x^| + 1e-6. */
+static void test_matvec_fast_shape(ty_backend *gpu, uint32_t type, int64_t K, int64_t R) {
+    tweight W, X;
+    make_weight(&W, "test.w", type, K, R);
+    float *xh = malloc(sizeof(float) * (size_t)K);
+    random_fill(xh, (size_t)K, 1.0f);
+    if (K > 64) xh[K / 3] = -4.0f; /* a clear largest magnitude, negative: the Q8_K scale's sign */
+    make_table(&X, "test.x", xh, K, 1);
+    const ty_weight *ws[] = {&W.w, NULL, NULL, NULL, &X.w};
+    const char *tn = ty_type_name(type);
+    if (upload(gpu, ws, 5)) goto done;
+    {
+        const uint32_t vdt = ty_type_get(type)->vec_dot_type;
+        uint8_t *xq = malloc((size_t)ty_row_size(vdt, K));
+        float *xd = malloc(sizeof(float) * (size_t)K), *wd = malloc(sizeof(float) * (size_t)K);
+        ty_quantize_row(vdt, xh, xq, K);
+        ty_dequantize_row(vdt, xq, xd, K);
+        float *xg = gpu_rows(gpu, &X, 1), *yg = gpu_buf(gpu, (size_t)R);
+        gpu->ops->matmul(gpu, &W.w, xg, 1, yg);
+        float *y = download(gpu, yg, (size_t)R);
+        int bad = 0;
+        double worst = 0;
+        for (int64_t r = 0; r < R; r++) {
+            ty_dequantize_row(type, W.w.data + (uint64_t)r * W.w.row_bytes, wd, K);
+            double ref = 0, mag = 0;
+            for (int64_t i = 0; i < K; i++) {
+                ref += (double)wd[i] * xd[i];
+                mag += fabs((double)wd[i] * xd[i]);
+            }
+            const double e = fabs((double)y[r] - ref);
+            if (!(e / (mag + 1e-30) <= worst)) worst = e / (mag + 1e-30);
+            if (!(e <= 2e-5 * mag + 1e-6)) bad++;
+        }
+        CHECK(bad == 0, "fast matvec %s K=%lld R=%lld: %d outputs off, worst error %.3g of sum|wx|", tn, (long long)K,
+              (long long)R, bad, worst);
+        if (getenv("TY_TEST_VERBOSE")) printf("  fast matvec %-5s K=%-5lld R=%-4lld worst %.2e\n", tn, (long long)K, (long long)R, worst);
+        free(y);
+        free(xq);
+        free(xd);
+        free(wd);
+        gpu->ops->buffer_free(gpu, xg);
+        gpu->ops->buffer_free(gpu, yg);
+    }
+done:
+    free(xh);
+    free_weight(&W);
+    free_weight(&X);
+}
+
+static void test_matvec_fast(void) {
+    ty_backend_config cfg = {.n_threads = 1, .exact_math = 0};
+    ty_backend *g = NULL;
+    ty_err err = {0};
+    if (ty_backend_new("cuda", &cfg, &g, &err) != TY_OK) {
+        CHECK(0, "cuda backend (fast path): %s", err.msg);
+        return;
+    }
+    ty_hparams hp = {.n_embd = 4352, .n_ff = 4352, .n_head = 8, .n_head_kv = 1, .head_dim = 128, .n_rot = 128,
+                     .rope_freq_base = 1e6f, .n_layer = 1, .n_vocab = 32};
+    CHECK(g->ops->reserve(g, &hp, 8, 64, &err) == TY_OK, "reserve (fast path): %s", err.msg);
+    const uint32_t types[] = {TY_TYPE_Q4_0, TY_TYPE_Q8_0, TY_TYPE_Q4_K, TY_TYPE_Q5_K, TY_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        test_matvec_fast_shape(g, types[i], 4352, 37);
+        test_matvec_fast_shape(g, types[i], 256, 300);
+    }
+    backend_ok(g, "fast matvec");
+    g->ops->destroy(g);
+}
+
 static void test_rmsnorm(ty_backend *cpu, ty_backend *gpu) {
     const uint32_t types[] = {TY_TYPE_F32, TY_TYPE_F16, TY_TYPE_BF16};
     const int64_t d = 4096 + 64, n = 3;
@@ -350,6 +422,16 @@ static void test_attention(ty_backend *cpu, ty_backend *gpu) {
                     float *kgot = download(gpu, (const float *)kg, nb / 4), *vgot = download(gpu, (const float *)vg, nb / 4);
                     CHECK(memcmp(kgot, kc, nb) == 0 && memcmp(vgot, vc, nb) == 0,
                           "kv_store %s (hd=%lld): caches differ from the CPU's", ty_type_name(kvt), (long long)hd);
+                    if (memcmp(kgot, kc, nb) != 0 && getenv("TY_TEST_VERBOSE")) {
+                        const uint8_t *a = (const uint8_t *)kgot, *b = (const uint8_t *)kc;
+                        size_t first = 0;
+                        while (first < nb && a[first] == b[first]) first++;
+                        printf("  first differing byte %zu of %zu (row bytes %llu):\n   gpu", first, nb, (unsigned long long)rb);
+                        for (size_t i = first - first % 34; i < first - first % 34 + 40 && i < nb; i++) printf(" %02x", a[i]);
+                        printf("\n   cpu");
+                        for (size_t i = first - first % 34; i < first - first % 34 + 40 && i < nb; i++) printf(" %02x", b[i]);
+                        printf("\n");
+                    }
                     free(kgot);
                     free(vgot);
                 }
@@ -594,9 +676,33 @@ static void check_greedy(ty_model *cpu, ty_model *gpu, const ty_token *ids, int 
     ty_context_free(gc);
 }
 
-static void check_sequence(ty_model *cpu, ty_model *gpu, const ty_token *ids, int n, const char *label, int first) {
+/* The fast paths (8-bit activations in decode) against the exact CPU: token-by-token decode on
+ * the GPU may be no further from it than the CPU's own fast decode is, give or take 50%: both
+ * round the activations the same way, so the GPU adds nothing but float rounding on top. */
+static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *ids, int n, const float *ref,
+                       const char *label) {
+    const size_t N = (size_t)n * (size_t)ty_n_vocab(cpu_fast);
+    float *cf = eval_all(cpu_fast, ids, n, 1, TY_KV_F32), *gf = eval_all(gpu_fast, ids, n, 1, TY_KV_F32);
+    if (cf && gf && ref) {
+        metrics mc = {0}, mg = {0};
+        accumulate(&mc, cf, ref, N);
+        accumulate(&mg, gf, ref, N);
+        CHECK(rel_l2(&mg) <= 1.5 * rel_l2(&mc) + 1e-4,
+              "%s fast decode: GPU rel_l2 %.3g from the exact CPU, CPU fast path %.3g", label, rel_l2(&mg), rel_l2(&mc));
+        if (getenv("TY_TEST_VERBOSE"))
+            printf("  %-40s fast decode vs exact   GPU rel_l2 %.2e, CPU fast %.2e\n", label, rel_l2(&mg), rel_l2(&mc));
+    } else {
+        CHECK(0, "%s fast decode: evaluation missing", label);
+    }
+    free(cf);
+    free(gf);
+}
+
+static void check_sequence(ty_model *cpu, ty_model *gpu, const ty_token *ids, int n, const char *label, int first,
+                           ty_model *cpu_fast, ty_model *gpu_fast) {
     const size_t V = (size_t)ty_n_vocab(cpu), N = (size_t)n * V;
     float *ref = eval_all(cpu, ids, n, 512, TY_KV_F32);
+    if (cpu_fast && gpu_fast) check_fast(cpu_fast, gpu_fast, ids, n, ref, label);
     float *got = eval_all(gpu, ids, n, 512, TY_KV_F32);
     check_rel("vs CPU exact", label, got, ref, N, 1e-4);
     if (!quick) {
@@ -626,8 +732,9 @@ static void check_sequence(ty_model *cpu, ty_model *gpu, const ty_token *ids, in
 
 static void test_model_file(const char *path, const char *base) {
     double t0 = now_s();
-    ty_model *cpu = open_model(path, "cpu", 1), *gpu = open_model(path, "cuda", 0);
-    CHECK(cpu && gpu, "open %s", path);
+    ty_model *cpu = open_model(path, "cpu", 1), *gpu = open_model(path, "cuda", 1);
+    ty_model *cpu_fast = open_model(path, "cpu", 0), *gpu_fast = open_model(path, "cuda", 0);
+    CHECK(cpu && gpu && cpu_fast && gpu_fast, "open %s", path);
     if (cpu && gpu) {
         int done = 0;
         for (int k = 0; k < n_cases; k++) {
@@ -636,7 +743,7 @@ static void test_model_file(const char *path, const char *base) {
             if (quick && done >= 2) break;
             char label[160];
             snprintf(label, sizeof label, "%s/%s", base, cases[k].name);
-            check_sequence(cpu, gpu, cases[k].ids, cases[k].n, label, done == 0);
+            check_sequence(cpu, gpu, cases[k].ids, cases[k].n, label, done == 0, cpu_fast, gpu_fast);
             done++;
         }
         if (!done) { /* no fixture cases: random token sequences */
@@ -647,12 +754,14 @@ static void test_model_file(const char *path, const char *base) {
                 for (int i = 1; i < lens[s]; i++) ids[i] = (ty_token)(3 + test_rand_u64(&rng) % (uint64_t)(ty_n_vocab(gpu) - 3));
                 char label[160];
                 snprintf(label, sizeof label, "%s/random%d", base, lens[s]);
-                check_sequence(cpu, gpu, ids, lens[s], label, s == 0);
+                check_sequence(cpu, gpu, ids, lens[s], label, s == 0, cpu_fast, gpu_fast);
             }
         }
     }
     ty_model_close(cpu);
     ty_model_close(gpu);
+    ty_model_close(cpu_fast);
+    ty_model_close(gpu_fast);
     printf("test_cuda: %-28s checked in %.1f s\n", base, now_s() - t0);
 }
 
@@ -713,7 +822,7 @@ static void test_models(void) {
 
 static void test_7b(const char *path) {
     double t0 = now_s();
-    ty_model *gpu = open_model(path, "cuda", 0), *cpu = open_model(path, "cpu", 1);
+    ty_model *gpu = open_model(path, "cuda", 1), *cpu = open_model(path, "cpu", 1);
     CHECK(cpu && gpu, "open %s", path);
     if (cpu && gpu) {
         ty_token ids[4] = {1, 0, 0, 0};
@@ -723,6 +832,10 @@ static void test_7b(const char *path) {
         float *ref = eval_all(cpu, ids, 4, 512, TY_KV_F32);
         printf("test_cuda: 7B model: GPU load+eval %.1f s, CPU exact eval %.1f s\n", t1 - t0, now_s() - t1);
         check_rel("7B, 4 positions vs CPU exact", path, got, ref, 4 * (size_t)ty_n_vocab(gpu), 1e-3);
+        ty_model *cpu_fast = open_model(path, "cpu", 0), *gpu_fast = open_model(path, "cuda", 0);
+        if (cpu_fast && gpu_fast) check_fast(cpu_fast, gpu_fast, ids, 4, ref, "7B");
+        ty_model_close(cpu_fast);
+        ty_model_close(gpu_fast);
         free(got);
         free(ref);
     }
@@ -764,6 +877,7 @@ int main(void) {
         gpu = NULL;
     }
     test_errors();
+    test_matvec_fast();
     printf("test_cuda: op tests done in %.1f s (%d passed, %d failed so far)\n", now_s() - t0, check_passed,
            check_failed);
     cpu->ops->destroy(cpu);

@@ -123,3 +123,28 @@ void ty_forward_batch(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t 
     op->matmul(be, &m->output, fw->xb, n_out, fw->logits);
     op->download(be, logits, fw->logits, n_out * hp->n_vocab);
 }
+
+void ty_forward_fill_synthetic(ty_forward *fw, int64_t pos0, int64_t n, uint64_t seed) {
+    const ty_model_desc *m = fw->model;
+    const ty_hparams *hp = &m->hp;
+    const ty_backend_ops *op = fw->be->ops;
+    const int64_t E = hp->n_embd, KV = hp->n_head_kv * hp->head_dim;
+    int32_t ids[64];
+    const int64_t toks = fw->n_batch < 64 ? fw->n_batch : 64;
+    const int64_t rows_per_chunk = toks * E / KV; /* KV rows that toks embedding rows hold */
+    for (int64_t done = 0; done < n && rows_per_chunk > 0;) {
+        for (int64_t i = 0; i < toks; i++) { /* splitmix64 steps: any ids in [0, n_vocab) do */
+            uint64_t z = (seed += 0x9E3779B97F4A7C15ull);
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            ids[i] = (int32_t)((z ^ (z >> 31)) % (uint64_t)hp->n_vocab);
+        }
+        op->get_rows(fw->be, &m->tok_embd, ids, toks, fw->x);
+        const int64_t r = n - done < rows_per_chunk ? n - done : rows_per_chunk;
+        for (int64_t l = 0; l < hp->n_layer; l++) {
+            op->kv_store(fw->be, fw->k_cache[l], fw->kv_type, KV, pos0 + done, r, fw->x);
+            op->kv_store(fw->be, fw->v_cache[l], fw->kv_type, KV, pos0 + done, r, fw->x);
+        }
+        done += r;
+    }
+}

@@ -33,4 +33,10 @@ void ty_forward_free(ty_forward *fw);
 void ty_forward_batch(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t pos0, int all_logits,
                       float *logits);
 
+/* Writes K/V rows at positions [pos0, pos0 + n) of every layer without running the model: the
+ * embedding values of pseudo-random tokens, cut into rows of the cache's width. For benchmarks of
+ * decode at depth only (a step's time does not depend on the values, and a real 16k-token fill
+ * takes most of an hour on a laptop CPU); the cache then holds no real tokens. */
+void ty_forward_fill_synthetic(ty_forward *fw, int64_t pos0, int64_t n, uint64_t seed);
+
 #endif

@@ -33,6 +33,7 @@ bool cu_check(cuda_backend *c, cudaError_t e, const char *what, const char *file
 }
 
 void cu_after_op(cuda_backend *c, const char *op) {
+    if (strcmp(op, "matmul") != 0) c->xq_src = NULL; /* the op may have written the quantized input */
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess && c->sync_each_op) e = cudaStreamSynchronize(c->stream);
     if (e != cudaSuccess) cu_fail(c, "CUDA error in %s: %s", op, cudaGetErrorString(e));
@@ -88,6 +89,7 @@ static void cu_destroy(ty_backend *be) {
     if (c->ids_dev) cudaFree(c->ids_dev);
     if (c->ids_done) cudaEventDestroy(c->ids_done);
     if (c->rope_inv_freq) cudaFree(c->rope_inv_freq);
+    if (c->xq_mem) cudaFree(c->xq_mem);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }
@@ -104,6 +106,7 @@ static int cu_buffer_new(ty_backend *be, size_t n, float **buf, ty_err *err) {
 static void cu_buffer_free(ty_backend *be, float *buf) {
     if (!buf) return;
     cuda_backend *c = cu_be(be);
+    c->xq_src = NULL; /* a new buffer may get this address */
     cudaSetDevice(c->device);
     cudaFree(buf);
 }
@@ -209,6 +212,33 @@ static int ensure_rope(cuda_backend *c, const ty_hparams *hp, ty_err *err) {
     return TY_OK;
 }
 
+/* The 8-bit activation vector for the widest matmul input of the model (fast path only). */
+static int ensure_xq(cuda_backend *c, const ty_hparams *hp, ty_err *err) {
+    int64_t need = hp->n_embd;
+    if (hp->n_ff > need) need = hp->n_ff;
+    if (hp->n_head * hp->head_dim > need) need = hp->n_head * hp->head_dim;
+    need = (need + 255) / 256 * 256;
+    if (c->exact || need <= c->xq_cap) return TY_OK;
+    if (c->xq_mem) {
+        cudaStreamSynchronize(c->stream); /* kernels queued earlier may still read it */
+        cudaFree(c->xq_mem);
+        c->xq_mem = NULL;
+        c->xq_cap = 0;
+    }
+    /* q: need bytes; d32, s32: need / 32 each; s16: need / 16; dk: need / 256 (all 16-byte aligned) */
+    const size_t bytes = (size_t)need + 4 * (size_t)(need / 32) * 2 + 4 * (size_t)(need / 16) + 4 * (size_t)(need / 256) + 64;
+    int rc = cu_alloc_zeroed(c, bytes, &c->xq_mem, "the 8-bit activation buffer", err);
+    if (rc) return rc;
+    uint8_t *p = (uint8_t *)c->xq_mem;
+    c->xq.q = (int8_t *)p;
+    c->xq.d32 = (float *)(p + need);
+    c->xq.s32 = (int *)(p + need + 4 * (need / 32));
+    c->xq.s16 = (int *)(p + need + 8 * (need / 32));
+    c->xq.dk = (float *)(p + need + 8 * (need / 32) + 4 * (need / 16));
+    c->xq_cap = need;
+    return TY_OK;
+}
+
 static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int64_t n_ctx, ty_err *err) {
     cuda_backend *c = cu_be(be);
     if (!cu_enter(c)) return ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg);
@@ -220,6 +250,7 @@ static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int
                          (long long)n_batch);
     int rc = ensure_ids(c, n_batch > 0 ? n_batch : 1, err);
     if (!rc) rc = ensure_rope(c, hp, err);
+    if (!rc) rc = ensure_xq(c, hp, err);
     return rc;
 }
 
@@ -282,6 +313,7 @@ static void cu_matmul(ty_backend *be, const ty_weight *w, const float *x, int64_
     const cu_weight *cw = cu_find_weight(c, w);
     if (!cw) return;
     cu_launch_matmul(c, cw, x, n, y);
+    if (c->xq_src && y < c->xq_src + c->xq_n && c->xq_src < y + n * cw->ne1) c->xq_src = NULL;
     cu_after_op(c, "matmul");
 }
 
@@ -379,7 +411,6 @@ static void cu_fill_ops(ty_backend_ops *o) {
 /* ---- creation ----------------------------------------------------------------------------------- */
 
 extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_index, ty_backend **out, ty_err *err) {
-    (void)cfg; /* the GPU always dequantizes exactly and computes in float32 */
     *out = NULL;
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -414,6 +445,7 @@ extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_inde
     c->base.ops = &c->ops;
     c->device = device_index;
     c->n_sm = prop.multiProcessorCount;
+    c->exact = cfg && cfg->exact_math;
 #ifndef NDEBUG
     c->sync_each_op = 1;
 #endif

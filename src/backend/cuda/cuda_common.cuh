@@ -40,6 +40,13 @@ typedef struct cu_alloc {
     uint64_t bytes;
 } cu_alloc;
 
+/* 8-bit activations of the fast matrix-vector path (cuda_matvec_q8.cu explains the layout). */
+typedef struct cu_q8act {
+    int8_t *q;
+    float *d32, *dk;
+    int *s32, *s16;
+} cu_q8act;
+
 typedef struct cuda_backend {
     ty_backend base;
     ty_backend_ops ops;     /* per backend: no global state */
@@ -47,6 +54,17 @@ typedef struct cuda_backend {
     cudaStream_t stream;
     int sync_each_op;       /* synchronize and check after every op (debug) */
     int n_sm;
+    int exact;              /* exact_math: every matmul decodes weights to float32 */
+    /* the fast path's 8-bit activation vector, room for xq_cap elements (the widest matmul input) */
+    cu_q8act xq;
+    void *xq_mem;
+    int64_t xq_cap;
+    /* what xq holds: the quantized copy of xq_src (xq_n elements, Q8_K when xq_k) or nothing;
+     * q, k and v (and gate and up) read the same input, which is then quantized once. Every op
+     * but matmul forgets it (cu_after_op); a matmul whose output overlaps it does too. */
+    const float *xq_src;
+    int64_t xq_n;
+    bool xq_k;
     /* weights: one device pool, looked up by host pointer (sorted array + binary search) */
     uint8_t *wpool;
     size_t wpool_bytes;
@@ -100,6 +118,9 @@ bool cu_type_supported(uint32_t type);
 
 void cu_launch_get_rows(cuda_backend *c, const cu_weight *w, const int32_t *ids_dev, int64_t n, float *out);
 void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
+bool cu_matvec_q8_supported(uint32_t type);
+/* y = W x for one token through 8-bit activations (needs w->ne0 <= c->xq_cap). */
+void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, float *y);
 void cu_launch_rmsnorm(cuda_backend *c, const float *x, const cu_weight *w, float eps, int64_t n, float *out);
 void cu_launch_rope(cuda_backend *c, float *x, int64_t n, int64_t n_head, int64_t head_dim, int64_t n_rot,
                     int64_t pos0);

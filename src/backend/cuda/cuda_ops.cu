@@ -25,8 +25,10 @@ template <> __device__ __forceinline__ float norm_weight<TY_TYPE_BF16>(const uin
     return __uint_as_float((uint32_t)((const unsigned short *)w)[i] << 16);
 }
 
+#define RMS_THREADS 1024 /* a 4096-wide row: 4 elements per thread, every load in flight at once */
+
 template <int T>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(RMS_THREADS)
     k_rmsnorm(const float *__restrict__ x, const uint8_t *__restrict__ w, float eps, int64_t d, float *__restrict__ out) {
     const float *xr = x + (int64_t)blockIdx.x * d;
     float *o = out + (int64_t)blockIdx.x * d;
@@ -54,30 +56,30 @@ void cu_launch_rmsnorm(cuda_backend *c, const float *x, const cu_weight *w, floa
     if (n <= 0) return;
     if (n > INT32_MAX) { cu_fail(c, "rmsnorm: %lld rows", (long long)n); return; }
     switch (w->type) {
-    case TY_TYPE_F32: k_rmsnorm<TY_TYPE_F32><<<(unsigned)n, 256, 0, c->stream>>>(x, w->dev, eps, w->ne0, out); break;
-    case TY_TYPE_F16: k_rmsnorm<TY_TYPE_F16><<<(unsigned)n, 256, 0, c->stream>>>(x, w->dev, eps, w->ne0, out); break;
-    case TY_TYPE_BF16: k_rmsnorm<TY_TYPE_BF16><<<(unsigned)n, 256, 0, c->stream>>>(x, w->dev, eps, w->ne0, out); break;
+    case TY_TYPE_F32: k_rmsnorm<TY_TYPE_F32><<<(unsigned)n, RMS_THREADS, 0, c->stream>>>(x, w->dev, eps, w->ne0, out); break;
+    case TY_TYPE_F16: k_rmsnorm<TY_TYPE_F16><<<(unsigned)n, RMS_THREADS, 0, c->stream>>>(x, w->dev, eps, w->ne0, out); break;
+    case TY_TYPE_BF16: k_rmsnorm<TY_TYPE_BF16><<<(unsigned)n, RMS_THREADS, 0, c->stream>>>(x, w->dev, eps, w->ne0, out); break;
     default: cu_fail(c, "rmsnorm: norm weights of type %s are not supported on CUDA", ty_type_name(w->type));
     }
 }
 
-/* ---- RoPE: one thread per (token, pair index), looping over heads ------------------------------ */
+/* ---- RoPE: one thread per (token, head, pair index) ------------------------------------------- *
+ * Each thread computes its own angle's cos/sin (in double, rounded to float, as the CPU does): a
+ * thread per pair keeps all loads of a decode step in flight at once, where looping over the heads
+ * made 32 dependent round trips to memory (12 us per call). */
 
 __global__ void k_rope(float *__restrict__ x, int64_t n, int64_t n_head, int64_t head_dim, int64_t half,
                        const float *__restrict__ inv_freq, int64_t pos0) {
-    const int64_t total = n * half;
+    const int64_t total = n * n_head * half;
     for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
          idx += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t t = idx / half, i = idx % half;
-        const float p = (float)(pos0 + t);
-        const float angle = __fmul_rn(p, inv_freq[i]);
+        const int64_t i = idx % half, th = idx / half, t = th / n_head;
+        const float angle = __fmul_rn((float)(pos0 + t), inv_freq[i]);
         const float cs = (float)cos((double)angle), sn = (float)sin((double)angle);
-        for (int64_t h = 0; h < n_head; h++) {
-            float *v = x + (t * n_head + h) * head_dim + 2 * i;
-            const float a = v[0], b = v[1];
-            v[0] = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
-            v[1] = __fadd_rn(__fmul_rn(a, sn), __fmul_rn(b, cs));
-        }
+        float *v = x + th * head_dim + 2 * i;
+        const float a = v[0], b = v[1];
+        v[0] = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
+        v[1] = __fadd_rn(__fmul_rn(a, sn), __fmul_rn(b, cs));
     }
 }
 
@@ -85,7 +87,7 @@ void cu_launch_rope(cuda_backend *c, float *x, int64_t n, int64_t n_head, int64_
                     int64_t pos0) {
     const int64_t half = n_rot / 2;
     if (n <= 0 || half <= 0) return;
-    k_rope<<<cu_blocks(n * half, EW_THREADS, EW_MAX_BLOCKS), EW_THREADS, 0, c->stream>>>(
+    k_rope<<<cu_blocks(n * n_head * half, EW_THREADS, EW_MAX_BLOCKS), EW_THREADS, 0, c->stream>>>(
         x, n, n_head, head_dim, half, c->rope_inv_freq, pos0);
 }
 

@@ -1,0 +1,390 @@
+/* cuda_matvec_q8.cu - decode's matrix-vector product on the fast path: the activation vector is
+ * quantized to 8 bits exactly as the CPU's fast path quantizes it (Q8_0 for Q4_0/Q8_0 weights,
+ * Q8_K for K-quants: ty_quantize_row's float operations and rounding, bit for bit), then each
+ * weight block is multiplied with integer dot products (dp4a, 4 byte products per instruction).
+ * The integer sums per block are the CPU kernels' integers exactly; only the float combination
+ * of the blocks runs in another order. So the GPU's fast path and the CPU's agree to float
+ * rounding, and both differ from the exact path by the activations' 8-bit rounding.
+ *
+ * Activation layout (cu_q8act, device memory sized at reserve for the widest matmul input):
+ *   q[e]      int8, element e
+ *   d32[g]    Q8_0 scale of 32-group g, the f16-rounded value as float
+ *   dk[b]     Q8_K scale of 256-block b (float)
+ *   s32[g]    Q8_K: sum of q over 32-group g (Q8_K's bsums, two at a time)
+ *   s16[h]    Q8_K: sum of q over 16-group h (Q8_K's bsums)
+ *
+ * Matrix-vector: one warp per row, QV_WARPS rows per block. A row is cut into tasks (a Q4_0/Q8_0/
+ * Q4_K block, a quarter of a Q5_K block, 64 elements of a Q6_K block); lane i takes tasks i, i+32,
+ * ..., so a warp's loads cover consecutive bytes of the row. Lane sums are float, then a shuffle
+ * reduction. */
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_quant.cuh"
+
+#define QV_WARPS 4
+#define FULL_MASK 0xffffffffu
+
+/* ---- quantizing the activations ------------------------------------------------------------ */
+
+/* Q8_0, as q_q8_0: one warp per 32 elements. */
+__global__ void k_quantize_q8_0(const float *__restrict__ x, int ne0, cu_q8act a) {
+    const int g = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (g * 32 >= ne0) return;
+    const float v = x[g * 32 + lane];
+    float amax = fabsf(v);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(FULL_MASK, amax, off));
+    const float d = __fdiv_rn(amax, 127.f);
+    const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
+    const int r = (int)roundf(__fmul_rn(v, id));
+    a.q[g * 32 + lane] = (int8_t)max(-128, min(127, r));
+    if (lane == 0) a.d32[g] = __half2float(__float2half_rn(d));
+}
+
+/* Q8_K, as q_q8_K: one warp per 256 elements, 8 per lane. The scale comes from the first element
+ * of largest magnitude (its sign included), found by a (magnitude, -index) maximum. */
+__global__ void k_quantize_q8_K(const float *__restrict__ x, int ne0, cu_q8act a) {
+    const int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (b * 256 >= ne0) return;
+    const float4 *xv = (const float4 *)(x + b * 256 + lane * 8);
+    const float4 v0 = xv[0], v1 = xv[1];
+    const float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+    float amax = 0.f, mx = 0.f;
+    int idx = 1 << 30;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const float ax = fabsf(v[j]);
+        if (ax > amax) { amax = ax; mx = v[j]; idx = lane * 8 + j; }
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        const float oa = __shfl_xor_sync(FULL_MASK, amax, off), om = __shfl_xor_sync(FULL_MASK, mx, off);
+        const int oi = __shfl_xor_sync(FULL_MASK, idx, off);
+        if (oa > amax || (oa == amax && oi < idx)) { amax = oa; mx = om; idx = oi; }
+    }
+    uint32_t packed[2] = {0, 0};
+    int s = 0;
+    if (amax != 0.f) {
+        const float iscale = __fdiv_rn(-127.f, mx);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int q = min(127, __float2int_rn(__fmul_rn(iscale, v[j])));
+            s += q;
+            packed[j / 4] |= (uint32_t)(q & 0xFF) << (8 * (j % 4));
+        }
+        if (lane == 0) a.dk[b] = __fdiv_rn(1.f, iscale);
+    } else if (lane == 0) {
+        a.dk[b] = 0.f;
+    }
+    *(uint2 *)(a.q + b * 256 + lane * 8) = make_uint2(packed[0], packed[1]);
+    s += __shfl_xor_sync(FULL_MASK, s, 1);
+    if (lane % 2 == 0) a.s16[b * 16 + lane / 2] = s;
+    s += __shfl_xor_sync(FULL_MASK, s, 2);
+    if (lane % 4 == 0) a.s32[b * 8 + lane / 4] = s;
+}
+
+/* ---- per-type tasks ------------------------------------------------------------------------- */
+
+/* The dot product of one task of weight block `w` (block index b of the row) with the
+ * activations; TASKS tasks per block. */
+template <int T> struct q8task;
+
+__device__ __forceinline__ int4 ld_i4(const int8_t *p) { return *(const int4 *)p; }
+#define I4(v, i) ((i) == 0 ? (v).x : (i) == 1 ? (v).y : (i) == 2 ? (v).z : (v).w)
+
+/* Q4_0: d (f16), qs[16]: element j is the low nibble of qs[j], element j + 16 the high one; value
+ * q - 8. One task per block. Blocks are 18 bytes: 2-byte aligned. */
+template <> struct q8task<TY_TYPE_Q4_0> {
+    static constexpr int TASKS = 1, LANES = 32;
+    static __device__ __forceinline__ float dot(const uint8_t *w, int, const cu_q8act &a, int b) {
+        uint32_t qs[4];
+        ld_bytes_a2<16>(w + 2, qs);
+        const int4 y0 = ld_i4(a.q + b * 32), y1 = ld_i4(a.q + b * 32 + 16);
+        int sumi = 0, sumy = 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            sumi = __dp4a((int)(qs[i] & 0x0F0F0F0Fu), I4(y0, i), sumi);
+            sumi = __dp4a((int)((qs[i] >> 4) & 0x0F0F0F0Fu), I4(y1, i), sumi);
+            sumy = __dp4a(0x01010101, I4(y0, i), sumy);
+            sumy = __dp4a(0x01010101, I4(y1, i), sumy);
+        }
+        return ld_f16(w) * a.d32[b] * (float)(sumi - 8 * sumy);
+    }
+};
+
+/* Q8_0: d (f16), qs[32] int8. One task per block; 34-byte blocks, 2-byte aligned. */
+template <> struct q8task<TY_TYPE_Q8_0> {
+    static constexpr int TASKS = 1, LANES = 32;
+    static __device__ __forceinline__ float dot(const uint8_t *w, int, const cu_q8act &a, int b) {
+        uint32_t qs[8];
+        ld_bytes_a2<32>(w + 2, qs);
+        const int4 y0 = ld_i4(a.q + b * 32), y1 = ld_i4(a.q + b * 32 + 16);
+        int sumi = 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            sumi = __dp4a((int)qs[i], I4(y0, i), sumi);
+            sumi = __dp4a((int)qs[i + 4], I4(y1, i), sumi);
+        }
+        return ld_f16(w) * a.d32[b] * (float)sumi;
+    }
+};
+
+/* The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block (k4_scale_min), from its 12 scale
+ * bytes packed in 3 words. */
+__device__ __forceinline__ void k4_sc_mn(const uint32_t (&s)[3], int j, int &sc, int &mn) {
+    if (j < 4) {
+        sc = BYTE(s, j) & 63;
+        mn = BYTE(s, j + 4) & 63;
+    } else {
+        sc = (BYTE(s, j + 4) & 0xF) | ((BYTE(s, j - 4) >> 6) << 4);
+        mn = (BYTE(s, j + 4) >> 4) | ((BYTE(s, j) >> 6) << 4);
+    }
+}
+
+/* Q4_K (144 bytes: d, dmin, scales[12], qs[128]); task j = elements 64j..64j+63: the low nibbles
+ * of qs[32j..32j+31] (sub-block 2j) and their high nibbles (sub-block 2j+1). Value d * sc * q -
+ * dmin * mn. Blocks are 16-byte aligned (144 = 9 * 16). */
+template <int T> __device__ __forceinline__ float k45_dot(const uint8_t *w, int j, const cu_q8act &a, int b) {
+    const uint8_t *qsp = w + (T == TY_TYPE_Q5_K ? 48 : 16) + 32 * j;
+    const uint4 q0 = *(const uint4 *)qsp, q1 = *(const uint4 *)(qsp + 16);
+    const uint32_t qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+    uint32_t hw[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (T == TY_TYPE_Q5_K) { /* qh[32] at 16: bit 2j of qh[l] is the 5th bit of element 64j + l */
+        const uint4 h0 = *(const uint4 *)(w + 16), h1 = *(const uint4 *)(w + 32);
+        const uint32_t hh[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+#pragma unroll
+        for (int i = 0; i < 8; i++) hw[i] = hh[i] >> (2 * j);
+    }
+    uint32_t s[3];
+    ld_bytes_a4<12>(w + 4, s);
+    const int8_t *y = a.q + b * 256 + 64 * j;
+    int lo = 0, hi = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int4 ylo = ld_i4(y + 16 * (i / 4)), yhi = ld_i4(y + 32 + 16 * (i / 4));
+        const uint32_t l = (qw[i] & 0x0F0F0F0Fu) | ((hw[i] & 0x01010101u) << 4);
+        const uint32_t h = ((qw[i] >> 4) & 0x0F0F0F0Fu) | (((hw[i] >> 1) & 0x01010101u) << 4);
+        lo = __dp4a((int)l, I4(ylo, i % 4), lo);
+        hi = __dp4a((int)h, I4(yhi, i % 4), hi);
+    }
+    int sc0, mn0, sc1, mn1;
+    k4_sc_mn(s, 2 * j, sc0, mn0);
+    k4_sc_mn(s, 2 * j + 1, sc1, mn1);
+    const int S = sc0 * lo + sc1 * hi;
+    const int M = mn0 * a.s32[b * 8 + 2 * j] + mn1 * a.s32[b * 8 + 2 * j + 1];
+    const float dk = a.dk[b];
+    return dk * ld_f16(w) * (float)S - dk * ld_f16(w + 2) * (float)M;
+}
+
+/* Q4_K, one whole block per task (the lane has all 144 bytes in flight at once: 9 16-byte loads,
+ * which a quarter-block task could not keep the memory busy with; measured 0.9 TB/s that way).
+ * Sub-block k of chunk j (k = 2j low nibbles, 2j + 1 high nibbles) of qs[32j..32j+31]. */
+template <> struct q8task<TY_TYPE_Q4_K> {
+    static constexpr int TASKS = 1, LANES = 16; /* a 4096-wide row is 16 blocks: two rows per warp */
+    static __device__ __forceinline__ float dot(const uint8_t *w, int, const cu_q8act &a, int b) {
+        const uint4 *bp = (const uint4 *)w;
+        const uint4 hd = bp[0];
+        uint4 q[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[i] = bp[1 + i];
+        const uint32_t s[3] = {hd.y, hd.z, hd.w};
+        const int8_t *y = a.q + b * 256;
+        int S = 0, M = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const uint32_t qw[8] = {q[2 * j].x, q[2 * j].y, q[2 * j].z, q[2 * j].w,
+                                    q[2 * j + 1].x, q[2 * j + 1].y, q[2 * j + 1].z, q[2 * j + 1].w};
+            const int4 yl0 = ld_i4(y + 64 * j), yl1 = ld_i4(y + 64 * j + 16);
+            const int4 yh0 = ld_i4(y + 64 * j + 32), yh1 = ld_i4(y + 64 * j + 48);
+            const int yl[8] = {yl0.x, yl0.y, yl0.z, yl0.w, yl1.x, yl1.y, yl1.z, yl1.w};
+            const int yh[8] = {yh0.x, yh0.y, yh0.z, yh0.w, yh1.x, yh1.y, yh1.z, yh1.w};
+            int lo = 0, hi = 0;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                lo = __dp4a((int)(qw[i] & 0x0F0F0F0Fu), yl[i], lo);
+                hi = __dp4a((int)((qw[i] >> 4) & 0x0F0F0F0Fu), yh[i], hi);
+            }
+            int sc0, mn0, sc1, mn1;
+            k4_sc_mn(s, 2 * j, sc0, mn0);
+            k4_sc_mn(s, 2 * j + 1, sc1, mn1);
+            S += sc0 * lo + sc1 * hi;
+            M += mn0 * a.s32[b * 8 + 2 * j] + mn1 * a.s32[b * 8 + 2 * j + 1];
+        }
+        const float dk = a.dk[b];
+        const __half2 dm = *(const __half2 *)&hd.x;
+        return dk * __low2float(dm) * (float)S - dk * __high2float(dm) * (float)M;
+    }
+};
+
+/* Q5_K (176 bytes: d, dmin, scales[12], qh[32], qs[128]); as Q4_K plus a 5th bit. 16-byte aligned. */
+template <> struct q8task<TY_TYPE_Q5_K> {
+    static constexpr int TASKS = 4, LANES = 32;
+    static __device__ __forceinline__ float dot(const uint8_t *w, int j, const cu_q8act &a, int b) {
+        return k45_dot<TY_TYPE_Q5_K>(w, j, a, b);
+    }
+};
+
+/* Q6_K (210 bytes: ql[128], qh[64], scales[16] int8, d): half h, l = 0..31: elements 128h + 32k + l
+ * are the low nibbles of ql[64h + l] (k = 0), ql[64h + 32 + l] (k = 1), their high nibbles (k = 2,
+ * 3), with 2 high bits at bits 2k of qh[32h + l]; value q - 32, scale per 16 elements. Task (h, g):
+ * l = 16g..16g+15 of half h for all four k (4 scales). Blocks are 2-byte aligned. */
+template <> struct q8task<TY_TYPE_Q6_K> {
+    static constexpr int TASKS = 4, LANES = 32;
+    static __device__ __forceinline__ float dot(const uint8_t *w, int t, const cu_q8act &a, int b) {
+        const int h = t >> 1, g = t & 1;
+        uint32_t A[4], B[4], H[4];
+        ld_bytes_a2<16>(w + 64 * h + 16 * g, A);
+        ld_bytes_a2<16>(w + 64 * h + 32 + 16 * g, B);
+        ld_bytes_a2<16>(w + 128 + 32 * h + 16 * g, H);
+        const int8_t *y = a.q + b * 256 + 128 * h + 16 * g;
+        const int4 y0 = ld_i4(y), y1 = ld_i4(y + 32), y2 = ld_i4(y + 64), y3 = ld_i4(y + 96);
+        int d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) { /* __vsub4: bytewise q - 32, a signed byte in [-32, 31] */
+            const uint32_t k0 = (A[i] & 0x0F0F0F0Fu) | ((H[i] << 4) & 0x30303030u);
+            const uint32_t k1 = (B[i] & 0x0F0F0F0Fu) | ((H[i] << 2) & 0x30303030u);
+            const uint32_t k2 = ((A[i] >> 4) & 0x0F0F0F0Fu) | (H[i] & 0x30303030u);
+            const uint32_t k3 = ((B[i] >> 4) & 0x0F0F0F0Fu) | ((H[i] >> 2) & 0x30303030u);
+            d0 = __dp4a((int)__vsub4(k0, 0x20202020u), I4(y0, i), d0);
+            d1 = __dp4a((int)__vsub4(k1, 0x20202020u), I4(y1, i), d1);
+            d2 = __dp4a((int)__vsub4(k2, 0x20202020u), I4(y2, i), d2);
+            d3 = __dp4a((int)__vsub4(k3, 0x20202020u), I4(y3, i), d3);
+        }
+        const int8_t *sc = (const int8_t *)(w + 192 + 8 * h + g); /* scale of 16-group 8h + 2k + g */
+        const int S = sc[0] * d0 + sc[2] * d1 + sc[4] * d2 + sc[6] * d3;
+        return a.dk[b] * ld_f16(w + 208) * (float)S;
+    }
+};
+
+/* ---- the matrix-vector kernel ------------------------------------------------------------------ */
+
+/* LANES lanes per row (32 / LANES rows per warp); inactive rows still join the shuffles. */
+template <int T>
+__global__ void __launch_bounds__(QV_WARPS * 32)
+    k_matvec_q8(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, float *__restrict__ y) {
+    constexpr int TPB = q8task<T>::TASKS, TS = qt<T>::TS, LPR = q8task<T>::LANES;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, sl = lane % LPR;
+    const int row = (blockIdx.x * QV_WARPS + warp) * (32 / LPR) + lane / LPR;
+    const bool active = row < ne1;
+    const uint8_t *wr = W + (uint64_t)(active ? row : 0) * pitch;
+    const int n_tasks = active ? nb * TPB : 0;
+    float acc = 0.f;
+#pragma unroll 2
+    for (int t = sl; t < n_tasks; t += LPR) {
+        const int b = t / TPB;
+        acc += q8task<T>::dot(wr + (uint64_t)b * TS, t % TPB, a, b);
+    }
+#pragma unroll
+    for (int off = LPR / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(FULL_MASK, acc, off);
+    if (sl == 0 && active) y[row] = acc;
+}
+
+/* Q4_K and Q5_K, k-sliced: a warp walks its row 512 elements (two blocks) per step, lane L taking
+ * elements 16 (L % 16) .. + 15 of block 2 step + L / 16. Every load of a step is then (nearly)
+ * coalesced: the activations are 512 contiguous bytes, the 16 lanes of a block read its 128
+ * quant bytes (two lanes share each 16, one using the low nibbles, one the high) and all read
+ * its 16-byte header. A lane's elements lie in one sub-block `sub` (its scale and min) and one
+ * Q8_K 16-sum. Four steps are unrolled so that a warp keeps ~1 KiB of loads in flight. Float
+ * partial sums per 16 elements: not the CPU's integer-per-block order, within float rounding. */
+#ifndef K45_UNROLL
+#define K45_UNROLL 4 /* steps whose loads a warp issues together */
+#endif
+#ifndef K45_SPLIT
+#define K45_SPLIT 1 /* warps sharing one row (steps dealt round-robin, sums joined in shared memory) */
+#endif
+
+template <int T>
+__global__ void __launch_bounds__(QV_WARPS * 32)
+    k_matvec_q8_k45(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, float *__restrict__ y) {
+    constexpr int TS = qt<T>::TS, QS = T == TY_TYPE_Q5_K ? 48 : 16;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, part = warp % K45_SPLIT;
+    const int row = blockIdx.x * (QV_WARPS / K45_SPLIT) + warp / K45_SPLIT;
+    const bool active = row < ne1;
+    const uint8_t *wr = W + (uint64_t)(active ? row : 0) * pitch;
+    const int e0 = 16 * (lane % 16), j = e0 / 64, hi = (e0 / 32) & 1, l0 = e0 % 32, sub = 2 * j + hi;
+    const int bo = lane / 16;
+    float acc = 0.f;
+    const int steps = active ? (nb + 1) / 2 : 0;
+    constexpr int unroll = K45_UNROLL;
+#pragma unroll unroll
+    for (int st = part; st < steps; st += K45_SPLIT) {
+        /* an odd block count leaves the last step's upper half-warp idle: it reads block nb - 1
+         * again (unconditional loads can all be issued up front) and adds nothing */
+        const int b = min(2 * st + bo, nb - 1);
+        const float keep = 2 * st + bo < nb ? 1.f : 0.f;
+        const uint8_t *blk = wr + (uint64_t)b * TS;
+        const uint4 hd = *(const uint4 *)blk;
+        const uint4 q = *(const uint4 *)(blk + QS + 32 * j + l0);
+        const int4 yv = *(const int4 *)(a.q + b * 256 + e0);
+        uint4 h5 = make_uint4(0, 0, 0, 0);
+        if (T == TY_TYPE_Q5_K) h5 = *(const uint4 *)(blk + 16 + l0); /* qh[l]: bit sub = 5th bit */
+        const uint32_t qw[4] = {q.x, q.y, q.z, q.w}, hw[4] = {h5.x, h5.y, h5.z, h5.w};
+        const int yw[4] = {yv.x, yv.y, yv.z, yv.w};
+        int dot = 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            uint32_t v = (qw[i] >> (4 * hi)) & 0x0F0F0F0Fu;
+            if (T == TY_TYPE_Q5_K) v |= ((hw[i] >> sub) & 0x01010101u) << 4;
+            dot = __dp4a((int)v, yw[i], dot);
+        }
+        const uint32_t sw[3] = {hd.y, hd.z, hd.w};
+        int sc, mn;
+        k4_sc_mn(sw, sub, sc, mn);
+        const __half2 dm = *(const __half2 *)&hd.x;
+        const float dk = a.dk[b];
+        acc += keep * dk * (__low2float(dm) * (float)(sc * dot) - __high2float(dm) * (float)(mn * a.s16[b * 16 + e0 / 16]));
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(FULL_MASK, acc, off);
+    if (K45_SPLIT > 1) {
+        __shared__ float part_sum[QV_WARPS];
+        if (lane == 0) part_sum[warp] = acc;
+        __syncthreads();
+        if (part != 0) return;
+        for (int p = 1; p < K45_SPLIT; p++) acc += part_sum[warp + p];
+    }
+    if (lane == 0 && active) y[row] = acc;
+}
+
+/* ---- launcher ---------------------------------------------------------------------------------- */
+
+bool cu_matvec_q8_supported(uint32_t type) {
+    return type == TY_TYPE_Q4_0 || type == TY_TYPE_Q8_0 || type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K ||
+           type == TY_TYPE_Q6_K;
+}
+
+void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, float *y) {
+    const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
+    const bool k_quant = w->type == TY_TYPE_Q4_K || w->type == TY_TYPE_Q5_K || w->type == TY_TYPE_Q6_K;
+    const int bs = k_quant ? 256 : 32;
+    if (ne0 % bs != 0 || ne0 > c->xq_cap) {
+        cu_fail(c, "matmul: %d-element rows do not fit the 8-bit activation buffer (%lld)", ne0, (long long)c->xq_cap);
+        return;
+    }
+    const int warps = 8, groups = ne0 / bs;
+    const unsigned qblocks = (unsigned)((groups + warps - 1) / warps);
+    if (c->xq_src != x || c->xq_n != ne0 || c->xq_k != k_quant) {
+        if (k_quant) k_quantize_q8_K<<<qblocks, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
+        else k_quantize_q8_0<<<qblocks, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
+        c->xq_src = x;
+        c->xq_n = ne0;
+        c->xq_k = k_quant;
+    }
+    const int rows_per_block = QV_WARPS * (w->type == TY_TYPE_Q4_K ? 32 / q8task<TY_TYPE_Q4_K>::LANES : 1);
+    const unsigned blocks = (unsigned)((ne1 + rows_per_block - 1) / rows_per_block);
+    const int nb = ne0 / qt<TY_TYPE_Q4_0>::BS / (k_quant ? 8 : 1);
+    const int krows = QV_WARPS / K45_SPLIT;
+    const unsigned kblocks = (unsigned)((ne1 + krows - 1) / krows);
+    switch (w->type) {
+    case TY_TYPE_Q4_K:
+        k_matvec_q8_k45<TY_TYPE_Q4_K><<<kblocks, QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb, ne1, c->xq, y);
+        break;
+    case TY_TYPE_Q5_K:
+        k_matvec_q8_k45<TY_TYPE_Q5_K><<<kblocks, QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb, ne1, c->xq, y);
+        break;
+#define X(T)                                                                                                  \
+    case T: k_matvec_q8<T><<<blocks, QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb, ne1, c->xq, y); break;
+        X(TY_TYPE_Q4_0) X(TY_TYPE_Q8_0) X(TY_TYPE_Q6_K)
+#undef X
+    default: cu_fail(c, "matmul: no 8-bit kernel for %s", ty_type_name(w->type));
+    }
+}
