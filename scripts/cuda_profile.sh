@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 M=${1:-/tmp/m.gguf}
 BUILD=${BUILD_DIR:-build-cuda}
 OUTD=${OUT:-/tmp}
-# bench: load, 1 warm-up token, then -n tokens; skip the first SKIP launches, profile COUNT
+# bench: load, 1 warm-up token, then -n tokens (or a -p prompt: PP=512 TG=0); skip the first SKIP
+# launches, profile COUNT
 SKIP=${SKIP:-1500} COUNT=${COUNT:-800}
 ncu --clock-control none --launch-skip "$SKIP" --launch-count "$COUNT" \
     --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum --csv \
-    "./$BUILD/trainyard" bench -m "$M" --device cuda -p 0 -n 8 -r 1 --no-bandwidth >"$OUTD/ncu.csv" 2>"$OUTD/ncu.err" || true
+    "./$BUILD/trainyard" bench -m "$M" --device cuda -p ${PP:-0} -n ${TG:-8} -r 1 --no-bandwidth >"$OUTD/ncu.csv" 2>"$OUTD/ncu.err" || true
 python3 - "$OUTD/ncu.csv" <<'PY'
 import csv, sys, collections, re
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
@@ -23,9 +24,9 @@ names = {}
 for r in rows:
     v = float(r[vi].replace(",", ""))
     u = r[ui]
-    if u in ("nsecond",): v *= 1e-3
-    elif u in ("usecond",): pass
-    elif u in ("msecond",): v *= 1e3
+    if u in ("nsecond", "ns"): v *= 1e-3
+    elif u in ("usecond", "us"): pass
+    elif u in ("msecond", "ms"): v *= 1e3
     elif u == "Kbyte": v *= 1e3
     elif u == "Mbyte": v *= 1e6
     elif u == "Gbyte": v *= 1e9

@@ -679,23 +679,35 @@ static void check_greedy(ty_model *cpu, ty_model *gpu, const ty_token *ids, int 
 /* The fast paths (8-bit activations in decode) against the exact CPU: token-by-token decode on
  * the GPU may be no further from it than the CPU's own fast decode is, give or take 50%: both
  * round the activations the same way, so the GPU adds nothing but float rounding on top. */
-static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *ids, int n, const float *ref,
-                       const char *label) {
+static void check_fast_batch(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *ids, int n, const float *ref,
+                             const char *label, int64_t n_batch) {
+    const char *what = n_batch == 1 ? "decode" : "prompt";
     const size_t N = (size_t)n * (size_t)ty_n_vocab(cpu_fast);
-    float *cf = eval_all(cpu_fast, ids, n, 1, TY_KV_F32), *gf = eval_all(gpu_fast, ids, n, 1, TY_KV_F32);
+    float *cf = eval_all(cpu_fast, ids, n, n_batch, TY_KV_F32), *gf = eval_all(gpu_fast, ids, n, n_batch, TY_KV_F32);
     if (cf && gf && ref) {
         metrics mc = {0}, mg = {0};
         accumulate(&mc, cf, ref, N);
         accumulate(&mg, gf, ref, N);
-        CHECK(rel_l2(&mg) <= 1.5 * rel_l2(&mc) + 1e-4,
-              "%s fast decode: GPU rel_l2 %.3g from the exact CPU, CPU fast path %.3g", label, rel_l2(&mg), rel_l2(&mc));
+        /* prompts: fp16 operands (cuda_gemm.cu) cost up to ~1e-3 even where the CPU fast path is
+         * exact (F16/F32 weights keep float activations there) */
+        const double floor = n_batch == 1 ? 1e-4 : 2e-3;
+        CHECK(rel_l2(&mg) <= fmax(1.5 * rel_l2(&mc) + 1e-4, floor),
+              "%s fast %s: GPU rel_l2 %.3g from the exact CPU, CPU fast path %.3g", label, what, rel_l2(&mg), rel_l2(&mc));
         if (getenv("TY_TEST_VERBOSE"))
-            printf("  %-40s fast decode vs exact   GPU rel_l2 %.2e, CPU fast %.2e\n", label, rel_l2(&mg), rel_l2(&mc));
+            printf("  %-40s fast %s vs exact   GPU rel_l2 %.2e, CPU fast %.2e\n", label, what, rel_l2(&mg), rel_l2(&mc));
     } else {
-        CHECK(0, "%s fast decode: evaluation missing", label);
+        CHECK(0, "%s fast %s: evaluation missing", label, what);
     }
     free(cf);
     free(gf);
+}
+
+/* Decode runs the 8-bit activation kernels; prompts of 16+ tokens the fp16 cuBLAS path (cuda_gemm.cu),
+ * whose rounding is finer than the CPU fast path's 8-bit activations. */
+static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *ids, int n, const float *ref,
+                       const char *label) {
+    check_fast_batch(cpu_fast, gpu_fast, ids, n, ref, label, 1);
+    check_fast_batch(cpu_fast, gpu_fast, ids, n, ref, label, 512);
 }
 
 static void check_sequence(ty_model *cpu, ty_model *gpu, const ty_token *ids, int n, const char *label, int first,

@@ -90,6 +90,7 @@ static void cu_destroy(ty_backend *be) {
     if (c->ids_done) cudaEventDestroy(c->ids_done);
     if (c->rope_inv_freq) cudaFree(c->rope_inv_freq);
     if (c->xq_mem) cudaFree(c->xq_mem);
+    cu_gemm_free(c);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }
@@ -251,6 +252,7 @@ static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int
     int rc = ensure_ids(c, n_batch > 0 ? n_batch : 1, err);
     if (!rc) rc = ensure_rope(c, hp, err);
     if (!rc) rc = ensure_xq(c, hp, err);
+    if (!rc) rc = cu_gemm_reserve(c, n_batch, err);
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #ifndef TY_CUDA_COMMON_CUH
 #define TY_CUDA_COMMON_CUH
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,6 +66,10 @@ typedef struct cuda_backend {
     const float *xq_src;
     int64_t xq_n;
     bool xq_k;
+    /* prompts on the fast path (cuda_gemm.cu): a cuBLAS handle and the fp16 workspace */
+    void *cublas;
+    __half *wf16, *xf16;
+    size_t wf16_cap, xf16_cap; /* elements */
     /* weights: one device pool, looked up by host pointer (sorted array + binary search) */
     uint8_t *wpool;
     size_t wpool_bytes;
@@ -118,6 +123,12 @@ bool cu_type_supported(uint32_t type);
 
 void cu_launch_get_rows(cuda_backend *c, const cu_weight *w, const int32_t *ids_dev, int64_t n, float *out);
 void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
+/* Prompt matmuls of at least this many tokens go to cuBLAS on the fast path. */
+#define CU_GEMM_MIN_TOKENS 16
+int cu_gemm_reserve(cuda_backend *c, int64_t n_batch, ty_err *err);
+void cu_gemm_free(cuda_backend *c);
+bool cu_gemm_usable(const cuda_backend *c, const cu_weight *w, int64_t n);
+void cu_launch_gemm(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
 bool cu_matvec_q8_supported(uint32_t type);
 /* y = W x for one token through 8-bit activations (needs w->ne0 <= c->xq_cap). */
 void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, float *y);

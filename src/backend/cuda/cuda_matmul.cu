@@ -230,6 +230,8 @@ void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64
     const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
     if (n == 1 && !c->exact && cu_matvec_q8_supported(w->type)) {
         cu_launch_matvec_q8(c, w, x, y);
+    } else if (cu_gemm_usable(c, w, n)) {
+        cu_launch_gemm(c, w, x, n, y);
     } else if (n == 1) {
         const unsigned blocks = (unsigned)((ne1 + MV_WARPS - 1) / MV_WARPS);
         switch (w->type) {
