@@ -135,31 +135,58 @@ __global__ void __launch_bounds__(FA_THREADS)
     const int64_t n_keys = pos0 + last_q + 1; /* keys the block's last query sees */
     for (int64_t k0 = 0; k0 < n_keys; k0 += FA_BK) {
         __syncthreads(); /* the previous tile's K, V and P are no longer read */
-        for (int i = tid; i < FA_BK * FA_HD; i += FA_THREADS) {
-            const int j = i / FA_HD, d = i % FA_HD;
-            float kv = 0.f, vv = 0.f;
-            if (k0 + j < n_keys) {
-                kv = kv_elem<KT>(kc + (uint64_t)(k0 + j) * row_bytes, koff + d);
-                vv = kv_elem<KT>(vc + (uint64_t)(k0 + j) * row_bytes, koff + d);
+        if (KT == TY_TYPE_F16) { /* 8 halves (16 bytes) per load */
+            for (int i = tid; i < FA_BK * FA_HD / 8; i += FA_THREADS) {
+                const int j = i / (FA_HD / 8), d = 8 * (i % (FA_HD / 8));
+                uint4 kr = make_uint4(0, 0, 0, 0), vr = kr;
+                if (k0 + j < n_keys) {
+                    kr = *(const uint4 *)(kc + (uint64_t)(k0 + j) * row_bytes + 2 * (koff + d));
+                    vr = *(const uint4 *)(vc + (uint64_t)(k0 + j) * row_bytes + 2 * (koff + d));
+                }
+                const __half2 *kh = (const __half2 *)&kr, *vh = (const __half2 *)&vr;
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const float2 kf = __half22float2(kh[e]), vf = __half22float2(vh[e]);
+                    Kt[(d + 2 * e) * (FA_BK + 1) + j] = kf.x;
+                    Kt[(d + 2 * e + 1) * (FA_BK + 1) + j] = kf.y;
+                    *(float2 *)&Vs[j * FA_HD + d + 2 * e] = vf;
+                }
             }
-            Kt[d * (FA_BK + 1) + j] = kv;
-            Vs[j * FA_HD + d] = vv;
+        } else {
+            for (int i = tid; i < FA_BK * FA_HD; i += FA_THREADS) {
+                const int j = i / FA_HD, d = i % FA_HD;
+                float kv = 0.f, vv = 0.f;
+                if (k0 + j < n_keys) {
+                    kv = kv_elem<KT>(kc + (uint64_t)(k0 + j) * row_bytes, koff + d);
+                    vv = kv_elem<KT>(vc + (uint64_t)(k0 + j) * row_bytes, koff + d);
+                }
+                Kt[d * (FA_BK + 1) + j] = kv;
+                Vs[j * FA_HD + d] = vv;
+            }
         }
         __syncthreads();
+        /* scores of the warp's FA_QPW queries against keys lane and lane + 32: each K value read
+         * from shared memory serves all the warp's queries */
+        float sc[FA_QPW][2];
+#pragma unroll
+        for (int i = 0; i < FA_QPW; i++) sc[i][0] = sc[i][1] = 0.f;
+        const float *qw = Qs + warp * FA_QPW * FA_HD;
+#pragma unroll 4
+        for (int d = 0; d < FA_HD; d++) {
+            const float ka = Kt[d * (FA_BK + 1) + lane], kb = Kt[d * (FA_BK + 1) + lane + 32];
+#pragma unroll
+            for (int i = 0; i < FA_QPW; i++) {
+                const float qd = qw[i * FA_HD + d];
+                sc[i][0] = fmaf(qd, ka, sc[i][0]);
+                sc[i][1] = fmaf(qd, kb, sc[i][1]);
+            }
+        }
 #pragma unroll
         for (int i = 0; i < FA_QPW; i++) {
             const int qi = warp * FA_QPW + i;
             const int64_t qpos = pos0 + t0 + qi; /* keys 0..qpos are visible */
-            const float *qr = Qs + qi * FA_HD;
-            float s0 = 0.f, s1 = 0.f;
-#pragma unroll 8
-            for (int d = 0; d < FA_HD; d++) {
-                const float qd = qr[d];
-                s0 = fmaf(qd, Kt[d * (FA_BK + 1) + lane], s0);
-                s1 = fmaf(qd, Kt[d * (FA_BK + 1) + lane + 32], s1);
-            }
-            s0 = k0 + lane <= qpos ? s0 * scale : -INFINITY;
-            s1 = k0 + lane + 32 <= qpos ? s1 * scale : -INFINITY;
+            const float s0 = k0 + lane <= qpos ? sc[i][0] * scale : -INFINITY;
+            const float s1 = k0 + lane + 32 <= qpos ? sc[i][1] * scale : -INFINITY;
             float mx = fmaxf(s0, s1);
 #pragma unroll
             for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
@@ -203,6 +230,93 @@ __global__ void __launch_bounds__(FA_THREADS)
 
 static const size_t FA_SMEM = sizeof(float) * (FA_BQ * FA_HD + FA_HD * (FA_BK + 1) + FA_BK * FA_HD + FA_BQ * FA_BK);
 
+/* ---- decode: split-KV flash-decoding -------------------------------------------------------------- *
+ * One token, head_dim 128, F16/F32 cache. Block (KV head, split): its G = n_head / n_head_kv warps are
+ * the query heads that share the KV head, so each K/V row is read from memory once for all of them;
+ * lane l owns dims 4l..4l+3. The keys are cut into splits of SPLIT_KEYS so that long contexts fill
+ * the GPU (a 16k context: 256 splits x 8 KV heads = 2048 blocks, where one block per query head left
+ * most SMs idle). Each split writes its running max m, sum l and unnormalised output; k_attn_combine
+ * rescales them to the global max and divides (the same algebra as the online softmax). */
+#define SPLIT_KEYS CU_ATTN_SPLIT_KEYS
+#define PART_STRIDE (FA_HD + 4) /* floats per (head, split): output, max, sum, padding to 16 bytes */
+
+template <int KT>
+__device__ __forceinline__ void load4(const uint8_t *row, int64_t e, float (&v)[4]) {
+    if (KT == TY_TYPE_F16) {
+        const uint2 r = *(const uint2 *)(row + 2 * e);
+        const float2 a = __half22float2(*(const __half2 *)&r.x), b = __half22float2(*(const __half2 *)&r.y);
+        v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+    } else {
+        const float4 r = *(const float4 *)(row + 4 * e);
+        v[0] = r.x, v[1] = r.y, v[2] = r.z, v[3] = r.w;
+    }
+}
+
+template <int KT>
+__global__ void k_attn_split(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
+                             uint64_t row_bytes, int64_t n_keys, int n_head, int n_head_kv, float scale,
+                             float *__restrict__ part) {
+    const int kvh = blockIdx.x, split = blockIdx.y, n_splits = gridDim.y;
+    const int G = n_head / n_head_kv, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int h = kvh * G + warp;
+    const int64_t e0 = (int64_t)kvh * FA_HD + 4 * lane; /* this lane's first element in a cache row */
+    float qv[4];
+    const float4 q4 = *(const float4 *)(q + (int64_t)h * FA_HD + 4 * lane);
+    qv[0] = q4.x * scale, qv[1] = q4.y * scale, qv[2] = q4.z * scale, qv[3] = q4.w * scale;
+    float m = -INFINITY, l = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
+    const int64_t kb = (int64_t)split * SPLIT_KEYS, ke = min(kb + SPLIT_KEYS, n_keys);
+    /* 8 keys per step, all their loads issued first (one key at a time waited for each row) */
+    for (int64_t p0 = kb; p0 < ke; p0 += 8) {
+        float k[8][4], v[8][4], sc[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int64_t p = min(p0 + u, ke - 1); /* past the end: a valid row, masked below */
+            load4<KT>(kc + (uint64_t)p * row_bytes, e0, k[u]);
+            load4<KT>(vc + (uint64_t)p * row_bytes, e0, v[u]);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) sc[u] = qv[0] * k[u][0] + qv[1] * k[u][1] + qv[2] * k[u][2] + qv[3] * k[u][3];
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1)
+#pragma unroll
+            for (int u = 0; u < 8; u++) sc[u] += __shfl_xor_sync(0xffffffffu, sc[u], off);
+        float mn = m;
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (p0 + u < ke) mn = fmaxf(mn, sc[u]);
+        const float corr = expf(m - mn); /* m = -inf on the first step: 0 */
+        l *= corr;
+#pragma unroll
+        for (int i = 0; i < 4; i++) acc[i] *= corr;
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const float pe = p0 + u < ke ? expf(sc[u] - mn) : 0.f;
+            l += pe;
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[i] = fmaf(pe, v[u][i], acc[i]);
+        }
+        m = mn;
+    }
+    float *o = part + ((int64_t)h * n_splits + split) * PART_STRIDE;
+    *(float4 *)(o + 4 * lane) = make_float4(acc[0], acc[1], acc[2], acc[3]);
+    if (lane == 0) o[FA_HD] = m, o[FA_HD + 1] = l;
+}
+
+__global__ void k_attn_combine(const float *__restrict__ part, int n_splits, float *__restrict__ out) {
+    const int h = blockIdx.x, d = threadIdx.x;
+    const float *ph = part + (int64_t)h * n_splits * PART_STRIDE;
+    float M = -INFINITY;
+    for (int s = 0; s < n_splits; s++) M = fmaxf(M, ph[s * PART_STRIDE + FA_HD]);
+    float L = 0.f, o = 0.f;
+    for (int s = 0; s < n_splits; s++) {
+        const float *ps = ph + s * PART_STRIDE;
+        const float w = ps[FA_HD] == -INFINITY ? 0.f : expf(ps[FA_HD] - M);
+        L = fmaf(ps[FA_HD + 1], w, L);
+        o = fmaf(ps[d], w, o);
+    }
+    out[(int64_t)h * FA_HD + d] = o / L;
+}
+
 void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
                          uint64_t row_bytes, int64_t n, int64_t pos0, int64_t n_head, int64_t n_head_kv,
                          int64_t head_dim, float *out) {
@@ -215,6 +329,21 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
     }
     const size_t smem = sizeof(float) * (size_t)(2 * head_dim + ATT_TILE);
     const float scale = 1.0f / sqrtf((float)head_dim);
+    const int64_t G = n_head / n_head_kv;
+    if (n == 1 && head_dim == FA_HD && G <= 8 && c->attn_part &&
+        n_head * ((pos0 + SPLIT_KEYS) / SPLIT_KEYS) * PART_STRIDE <= c->attn_part_cap &&
+        (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
+        const int64_t n_keys = pos0 + 1, splits = (n_keys + SPLIT_KEYS - 1) / SPLIT_KEYS;
+        dim3 g((unsigned)n_head_kv, (unsigned)splits);
+        if (kv_type == TY_TYPE_F16)
+            k_attn_split<TY_TYPE_F16><<<g, (unsigned)(32 * G), 0, c->stream>>>(q, k, v, row_bytes, n_keys, (int)n_head,
+                                                                              (int)n_head_kv, scale, c->attn_part);
+        else
+            k_attn_split<TY_TYPE_F32><<<g, (unsigned)(32 * G), 0, c->stream>>>(q, k, v, row_bytes, n_keys, (int)n_head,
+                                                                              (int)n_head_kv, scale, c->attn_part);
+        k_attn_combine<<<(unsigned)n_head, FA_HD, 0, c->stream>>>(c->attn_part, (int)splits, out);
+        return;
+    }
     if (n >= FA_BQ / 2 && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
         dim3 g((unsigned)((n + FA_BQ - 1) / FA_BQ), (unsigned)n_head);
         if (kv_type == TY_TYPE_F16) {

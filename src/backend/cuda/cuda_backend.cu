@@ -90,6 +90,7 @@ static void cu_destroy(ty_backend *be) {
     if (c->ids_done) cudaEventDestroy(c->ids_done);
     if (c->rope_inv_freq) cudaFree(c->rope_inv_freq);
     if (c->xq_mem) cudaFree(c->xq_mem);
+    if (c->attn_part) cudaFree(c->attn_part);
     cu_gemm_free(c);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
@@ -240,6 +241,25 @@ static int ensure_xq(cuda_backend *c, const ty_hparams *hp, ty_err *err) {
     return TY_OK;
 }
 
+/* Workspace of the split-KV decode attention (cuda_attention.cu): for each query head and each split
+ * of CU_ATTN_SPLIT_KEYS keys, 128 + 4 floats (a 32k context, 32 heads: 8.7 MB). */
+static int ensure_attn_part(cuda_backend *c, const ty_hparams *hp, int64_t n_ctx, ty_err *err) {
+    const int64_t need = hp->n_head * ((n_ctx + CU_ATTN_SPLIT_KEYS - 1) / CU_ATTN_SPLIT_KEYS) * 132;
+    if (need <= c->attn_part_cap) return TY_OK;
+    if (c->attn_part) {
+        cudaStreamSynchronize(c->stream);
+        cudaFree(c->attn_part);
+        c->attn_part = NULL;
+        c->attn_part_cap = 0;
+    }
+    void *p = NULL;
+    int rc = cu_alloc_zeroed(c, sizeof(float) * (size_t)need, &p, "the attention workspace", err);
+    if (rc) return rc;
+    c->attn_part = (float *)p;
+    c->attn_part_cap = need;
+    return TY_OK;
+}
+
 static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int64_t n_ctx, ty_err *err) {
     cuda_backend *c = cu_be(be);
     if (!cu_enter(c)) return ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg);
@@ -253,6 +273,7 @@ static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int
     if (!rc) rc = ensure_rope(c, hp, err);
     if (!rc) rc = ensure_xq(c, hp, err);
     if (!rc) rc = cu_gemm_reserve(c, n_batch, err);
+    if (!rc) rc = ensure_attn_part(c, hp, n_ctx, err);
     return rc;
 }
 

@@ -66,6 +66,9 @@ typedef struct cuda_backend {
     const float *xq_src;
     int64_t xq_n;
     bool xq_k;
+    /* split-KV decode attention: per query head and split, 128 output floats + max + sum */
+    float *attn_part;
+    int64_t attn_part_cap; /* floats */
     /* prompts on the fast path (cuda_gemm.cu): a cuBLAS handle and the fp16 workspace */
     void *cublas;
     __half *wf16, *xf16;
@@ -123,6 +126,8 @@ bool cu_type_supported(uint32_t type);
 
 void cu_launch_get_rows(cuda_backend *c, const cu_weight *w, const int32_t *ids_dev, int64_t n, float *out);
 void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
+/* Keys per block of the split-KV decode attention. */
+#define CU_ATTN_SPLIT_KEYS 64
 /* Prompt matmuls of at least this many tokens go to cuBLAS on the fast path. */
 #define CU_GEMM_MIN_TOKENS 16
 int cu_gemm_reserve(cuda_backend *c, int64_t n_batch, ty_err *err);
