@@ -220,44 +220,50 @@ static void test_matmul(ty_backend *cpu, ty_backend *gpu) {
 }
 
 /* The fast matrix-vector path (a backend with exact_math = 0, one token): 8-bit activations as
- * the CPU quantizes them, integer block sums. Reference: sum over deq(w) * deq(quantize(x)) in
+ * the CPU quantizes them, integer block sums; 1 to 8 tokens. Reference: sum over deq(w) * deq(quantize(x)) in
  * double, where quantize is the CPU's ty_quantize_row to the type's activation format; the GPU
  * must be within float rounding of it: |gpu - ref| <= 2e-5 * sum|w x^| + 1e-6. */
-static void test_matvec_fast_shape(ty_backend *gpu, uint32_t type, int64_t K, int64_t R) {
+static void test_matvec_fast_shape(ty_backend *gpu, uint32_t type, int64_t K, int64_t R, int64_t n) {
     tweight W, X;
     make_weight(&W, "test.w", type, K, R);
-    float *xh = malloc(sizeof(float) * (size_t)K);
-    random_fill(xh, (size_t)K, 1.0f);
+    float *xh = malloc(sizeof(float) * (size_t)(K * n));
+    random_fill(xh, (size_t)(K * n), 1.0f);
     if (K > 64) xh[K / 3] = -4.0f; /* a clear largest magnitude, negative: the Q8_K scale's sign */
-    make_table(&X, "test.x", xh, K, 1);
+    make_table(&X, "test.x", xh, K, n);
     const ty_weight *ws[] = {&W.w, NULL, NULL, NULL, &X.w};
     const char *tn = ty_type_name(type);
     if (upload(gpu, ws, 5)) goto done;
     {
         const uint32_t vdt = ty_type_get(type)->vec_dot_type;
         uint8_t *xq = malloc((size_t)ty_row_size(vdt, K));
-        float *xd = malloc(sizeof(float) * (size_t)K), *wd = malloc(sizeof(float) * (size_t)K);
-        ty_quantize_row(vdt, xh, xq, K);
-        ty_dequantize_row(vdt, xq, xd, K);
-        float *xg = gpu_rows(gpu, &X, 1), *yg = gpu_buf(gpu, (size_t)R);
-        gpu->ops->matmul(gpu, &W.w, xg, 1, yg);
-        float *y = download(gpu, yg, (size_t)R);
+        float *xd = malloc(sizeof(float) * (size_t)(K * n)), *wd = malloc(sizeof(float) * (size_t)K);
+        for (int64_t t = 0; t < n; t++) {
+            ty_quantize_row(vdt, xh + t * K, xq, K);
+            ty_dequantize_row(vdt, xq, xd + t * K, K);
+        }
+        float *xg = gpu_rows(gpu, &X, n), *yg = gpu_buf(gpu, (size_t)(R * n));
+        gpu->ops->matmul(gpu, &W.w, xg, n, yg);
+        float *y = download(gpu, yg, (size_t)(R * n));
         int bad = 0;
         double worst = 0;
         for (int64_t r = 0; r < R; r++) {
             ty_dequantize_row(type, W.w.data + (uint64_t)r * W.w.row_bytes, wd, K);
-            double ref = 0, mag = 0;
-            for (int64_t i = 0; i < K; i++) {
-                ref += (double)wd[i] * xd[i];
-                mag += fabs((double)wd[i] * xd[i]);
+            for (int64_t t = 0; t < n; t++) {
+                double ref = 0, mag = 0;
+                for (int64_t i = 0; i < K; i++) {
+                    ref += (double)wd[i] * xd[t * K + i];
+                    mag += fabs((double)wd[i] * xd[t * K + i]);
+                }
+                const double e = fabs((double)y[t * R + r] - ref);
+                if (!(e / (mag + 1e-30) <= worst)) worst = e / (mag + 1e-30);
+                if (!(e <= 2e-5 * mag + 1e-6)) bad++;
             }
-            const double e = fabs((double)y[r] - ref);
-            if (!(e / (mag + 1e-30) <= worst)) worst = e / (mag + 1e-30);
-            if (!(e <= 2e-5 * mag + 1e-6)) bad++;
         }
-        CHECK(bad == 0, "fast matvec %s K=%lld R=%lld: %d outputs off, worst error %.3g of sum|wx|", tn, (long long)K,
-              (long long)R, bad, worst);
-        if (getenv("TY_TEST_VERBOSE")) printf("  fast matvec %-5s K=%-5lld R=%-4lld worst %.2e\n", tn, (long long)K, (long long)R, worst);
+        CHECK(bad == 0, "fast matvec %s K=%lld R=%lld n=%lld: %d outputs off, worst error %.3g of sum|wx|", tn,
+              (long long)K, (long long)R, (long long)n, bad, worst);
+        if (getenv("TY_TEST_VERBOSE"))
+            printf("  fast matvec %-5s K=%-5lld R=%-4lld n=%lld worst %.2e\n", tn, (long long)K, (long long)R, (long long)n,
+                   worst);
         free(y);
         free(xq);
         free(xd);
@@ -284,8 +290,11 @@ static void test_matvec_fast(void) {
     CHECK(g->ops->reserve(g, &hp, 8, 64, &err) == TY_OK, "reserve (fast path): %s", err.msg);
     const uint32_t types[] = {TY_TYPE_Q4_0, TY_TYPE_Q8_0, TY_TYPE_Q4_K, TY_TYPE_Q5_K, TY_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        test_matvec_fast_shape(g, types[i], 4352, 37);
-        test_matvec_fast_shape(g, types[i], 256, 300);
+        test_matvec_fast_shape(g, types[i], 4352, 37, 1);
+        test_matvec_fast_shape(g, types[i], 256, 300, 1);
+        test_matvec_fast_shape(g, types[i], 4352, 37, 2);  /* a speculative batch: weights read once */
+        test_matvec_fast_shape(g, types[i], 768, 45, 5);   /* 8-token kernel, 3 rows unused */
+        test_matvec_fast_shape(g, types[i], 4352, 21, 8);
     }
     backend_ok(g, "fast matvec");
     g->ops->destroy(g);
@@ -702,12 +711,22 @@ static void check_fast_batch(ty_model *cpu_fast, ty_model *gpu_fast, const ty_to
     free(gf);
 }
 
-/* Decode runs the 8-bit activation kernels; prompts of 16+ tokens the fp16 cuBLAS path (cuda_gemm.cu),
+/* Decode runs the 8-bit activation kernels; prompts of 17+ tokens the fp16 cuBLAS path (cuda_gemm.cu),
  * whose rounding is finer than the CPU fast path's 8-bit activations. */
 static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *ids, int n, const float *ref,
                        const char *label) {
     check_fast_batch(cpu_fast, gpu_fast, ids, n, ref, label, 1);
     check_fast_batch(cpu_fast, gpu_fast, ids, n, ref, label, 512);
+    /* batches of up to 16 tokens (a speculative step's verification) run the decode kernels per token:
+     * the logits must equal one-token decoding bit for bit, or greedy speculation could drift */
+    const size_t N = (size_t)n * (size_t)ty_n_vocab(gpu_fast);
+    float *d1 = eval_all(gpu_fast, ids, n, 1, TY_KV_F32), *d5 = eval_all(gpu_fast, ids, n, 5, TY_KV_F32),
+          *d16 = eval_all(gpu_fast, ids, n, 16, TY_KV_F32);
+    CHECK(d1 && d5 && d16 && memcmp(d1, d5, N * sizeof(float)) == 0 && memcmp(d1, d16, N * sizeof(float)) == 0,
+          "%s fast path: batches of 5 and 16 tokens differ from one-token decoding", label);
+    free(d1);
+    free(d5);
+    free(d16);
 }
 
 static void check_sequence(ty_model *cpu, ty_model *gpu, const ty_token *ids, int n, const char *label, int first,

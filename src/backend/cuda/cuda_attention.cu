@@ -254,11 +254,14 @@ __device__ __forceinline__ void load4(const uint8_t *row, int64_t e, float (&v)[
 
 template <int KT>
 __global__ void k_attn_split(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
-                             uint64_t row_bytes, int64_t n_keys, int n_head, int n_head_kv, float scale,
+                             uint64_t row_bytes, int64_t pos0, int n_head, int n_head_kv, float scale,
                              float *__restrict__ part) {
-    const int kvh = blockIdx.x, split = blockIdx.y, n_splits = gridDim.y;
+    const int kvh = blockIdx.x, split = blockIdx.y, n_splits = gridDim.y, t = blockIdx.z;
     const int G = n_head / n_head_kv, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int h = kvh * G + warp;
+    const int64_t n_keys = pos0 + t + 1; /* query t sees keys 0..pos0+t, exactly as a decode step there */
+    q += (int64_t)t * n_head * FA_HD;
+    part += (int64_t)t * n_head * n_splits * PART_STRIDE;
     const int64_t e0 = (int64_t)kvh * FA_HD + 4 * lane; /* this lane's first element in a cache row */
     float qv[4];
     const float4 q4 = *(const float4 *)(q + (int64_t)h * FA_HD + 4 * lane);
@@ -303,8 +306,8 @@ __global__ void k_attn_split(const float *__restrict__ q, const uint8_t *__restr
 }
 
 __global__ void k_attn_combine(const float *__restrict__ part, int n_splits, float *__restrict__ out) {
-    const int h = blockIdx.x, d = threadIdx.x;
-    const float *ph = part + (int64_t)h * n_splits * PART_STRIDE;
+    const int h = blockIdx.x, d = threadIdx.x, t = blockIdx.y;
+    const float *ph = part + ((int64_t)t * gridDim.x + h) * n_splits * PART_STRIDE;
     float M = -INFINITY;
     for (int s = 0; s < n_splits; s++) M = fmaxf(M, ph[s * PART_STRIDE + FA_HD]);
     float L = 0.f, o = 0.f;
@@ -314,7 +317,7 @@ __global__ void k_attn_combine(const float *__restrict__ part, int n_splits, flo
         L = fmaf(ps[FA_HD + 1], w, L);
         o = fmaf(ps[d], w, o);
     }
-    out[(int64_t)h * FA_HD + d] = o / L;
+    out[((int64_t)t * gridDim.x + h) * FA_HD + d] = o / L;
 }
 
 void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
@@ -330,18 +333,19 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
     const size_t smem = sizeof(float) * (size_t)(2 * head_dim + ATT_TILE);
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int64_t G = n_head / n_head_kv;
-    if (n == 1 && head_dim == FA_HD && G <= 8 && c->attn_part &&
-        n_head * ((pos0 + SPLIT_KEYS) / SPLIT_KEYS) * PART_STRIDE <= c->attn_part_cap &&
-        (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
-        const int64_t n_keys = pos0 + 1, splits = (n_keys + SPLIT_KEYS - 1) / SPLIT_KEYS;
-        dim3 g((unsigned)n_head_kv, (unsigned)splits);
+    /* up to CU_MV_MAX_TOKENS queries (decode, a speculative batch): the split kernel, so that a batch
+     * computes each position exactly as decoding it alone would */
+    const int64_t splits = (pos0 + n - 1) / SPLIT_KEYS + 1; /* of the last query; earlier ones leave theirs empty */
+    if (n <= CU_MV_MAX_TOKENS && head_dim == FA_HD && G <= 8 && c->attn_part &&
+        n * n_head * splits * PART_STRIDE <= c->attn_part_cap && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
+        dim3 g((unsigned)n_head_kv, (unsigned)splits, (unsigned)n);
         if (kv_type == TY_TYPE_F16)
-            k_attn_split<TY_TYPE_F16><<<g, (unsigned)(32 * G), 0, c->stream>>>(q, k, v, row_bytes, n_keys, (int)n_head,
+            k_attn_split<TY_TYPE_F16><<<g, (unsigned)(32 * G), 0, c->stream>>>(q, k, v, row_bytes, pos0, (int)n_head,
                                                                               (int)n_head_kv, scale, c->attn_part);
         else
-            k_attn_split<TY_TYPE_F32><<<g, (unsigned)(32 * G), 0, c->stream>>>(q, k, v, row_bytes, n_keys, (int)n_head,
+            k_attn_split<TY_TYPE_F32><<<g, (unsigned)(32 * G), 0, c->stream>>>(q, k, v, row_bytes, pos0, (int)n_head,
                                                                               (int)n_head_kv, scale, c->attn_part);
-        k_attn_combine<<<(unsigned)n_head, FA_HD, 0, c->stream>>>(c->attn_part, (int)splits, out);
+        k_attn_combine<<<dim3((unsigned)n_head, (unsigned)n), FA_HD, 0, c->stream>>>(c->attn_part, (int)splits, out);
         return;
     }
     if (n >= FA_BQ / 2 && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {

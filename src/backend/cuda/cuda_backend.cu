@@ -227,24 +227,32 @@ static int ensure_xq(cuda_backend *c, const ty_hparams *hp, ty_err *err) {
         c->xq_mem = NULL;
         c->xq_cap = 0;
     }
-    /* q: need bytes; d32, s32: need / 32 each; s16: need / 16; dk: need / 256 (all 16-byte aligned) */
-    const size_t bytes = (size_t)need + 4 * (size_t)(need / 32) * 2 + 4 * (size_t)(need / 16) + 4 * (size_t)(need / 256) + 64;
+    /* per token row: q need bytes; d32, s32: need / 32 each; s16: need / 16; dk: need / 256 */
+    const size_t T = CU_MV_MAX_TOKENS;
+    const size_t bytes = T * ((size_t)need + 4 * (size_t)(need / 32) * 2 + 4 * (size_t)(need / 16) + 4 * (size_t)(need / 256)) + 64;
     int rc = cu_alloc_zeroed(c, bytes, &c->xq_mem, "the 8-bit activation buffer", err);
     if (rc) return rc;
     uint8_t *p = (uint8_t *)c->xq_mem;
     c->xq.q = (int8_t *)p;
-    c->xq.d32 = (float *)(p + need);
-    c->xq.s32 = (int *)(p + need + 4 * (need / 32));
-    c->xq.s16 = (int *)(p + need + 8 * (need / 32));
-    c->xq.dk = (float *)(p + need + 8 * (need / 32) + 4 * (need / 16));
+    p += T * need;
+    c->xq.d32 = (float *)p;
+    p += T * 4 * (need / 32);
+    c->xq.s32 = (int *)p;
+    p += T * 4 * (need / 32);
+    c->xq.s16 = (int *)p;
+    p += T * 4 * (need / 16);
+    c->xq.dk = (float *)p;
+    c->xq.stride = (int)need;
     c->xq_cap = need;
     return TY_OK;
 }
 
 /* Workspace of the split-KV decode attention (cuda_attention.cu): for each query head and each split
- * of CU_ATTN_SPLIT_KEYS keys, 128 + 4 floats (a 32k context, 32 heads: 8.7 MB). */
-static int ensure_attn_part(cuda_backend *c, const ty_hparams *hp, int64_t n_ctx, ty_err *err) {
-    const int64_t need = hp->n_head * ((n_ctx + CU_ATTN_SPLIT_KEYS - 1) / CU_ATTN_SPLIT_KEYS) * 132;
+ * of CU_ATTN_SPLIT_KEYS keys and each query of a batch of up to CU_MV_MAX_TOKENS, 128 + 4 floats
+ * (a 32k context, 32 heads: 8.7 MB per query). */
+static int ensure_attn_part(cuda_backend *c, const ty_hparams *hp, int64_t n_ctx, int64_t n_queries, ty_err *err) {
+    if (n_queries < 1) n_queries = 1;
+    const int64_t need = n_queries * hp->n_head * ((n_ctx + CU_ATTN_SPLIT_KEYS - 1) / CU_ATTN_SPLIT_KEYS) * 132;
     if (need <= c->attn_part_cap) return TY_OK;
     if (c->attn_part) {
         cudaStreamSynchronize(c->stream);
@@ -273,7 +281,7 @@ static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int
     if (!rc) rc = ensure_rope(c, hp, err);
     if (!rc) rc = ensure_xq(c, hp, err);
     if (!rc) rc = cu_gemm_reserve(c, n_batch, err);
-    if (!rc) rc = ensure_attn_part(c, hp, n_ctx, err);
+    if (!rc) rc = ensure_attn_part(c, hp, n_ctx, n_batch < CU_MV_MAX_TOKENS ? n_batch : CU_MV_MAX_TOKENS, err);
     return rc;
 }
 

@@ -46,7 +46,12 @@ typedef struct cu_q8act {
     int8_t *q;
     float *d32, *dk;
     int *s32, *s16;
+    int stride; /* elements per token row (a multiple of 256); rows for up to CU_MV_MAX_TOKENS tokens */
 } cu_q8act;
+
+/* Matmuls of up to this many tokens (decode, a speculative batch) read each weight once through the
+ * 8-bit kernels; more go to cuBLAS (CU_GEMM_MIN_TOKENS and up) or the fp32 tiles. */
+#define CU_MV_MAX_TOKENS 16
 
 typedef struct cuda_backend {
     ty_backend base;
@@ -129,14 +134,14 @@ void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64
 /* Keys per block of the split-KV decode attention. */
 #define CU_ATTN_SPLIT_KEYS 64
 /* Prompt matmuls of at least this many tokens go to cuBLAS on the fast path. */
-#define CU_GEMM_MIN_TOKENS 16
+#define CU_GEMM_MIN_TOKENS (CU_MV_MAX_TOKENS + 1)
 int cu_gemm_reserve(cuda_backend *c, int64_t n_batch, ty_err *err);
 void cu_gemm_free(cuda_backend *c);
 bool cu_gemm_usable(const cuda_backend *c, const cu_weight *w, int64_t n);
 void cu_launch_gemm(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
 bool cu_matvec_q8_supported(uint32_t type);
-/* y = W x for one token through 8-bit activations (needs w->ne0 <= c->xq_cap). */
-void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, float *y);
+/* y = W x for n <= CU_MV_MAX_TOKENS tokens through 8-bit activations (needs w->ne0 <= c->xq_cap). */
+void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
 void cu_launch_rmsnorm(cuda_backend *c, const float *x, const cu_weight *w, float eps, int64_t n, float *out);
 void cu_launch_rope(cuda_backend *c, float *x, int64_t n, int64_t n_head, int64_t head_dim, int64_t n_rot,
                     int64_t pos0);

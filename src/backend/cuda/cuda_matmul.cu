@@ -228,20 +228,26 @@ void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64
         return;
     }
     const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
-    if (n == 1 && !c->exact && cu_matvec_q8_supported(w->type)) {
-        cu_launch_matvec_q8(c, w, x, y);
+    if (n <= CU_MV_MAX_TOKENS && !c->exact && cu_matvec_q8_supported(w->type)) {
+        cu_launch_matvec_q8(c, w, x, n, y);
     } else if (cu_gemm_usable(c, w, n)) {
         cu_launch_gemm(c, w, x, n, y);
-    } else if (n == 1) {
+    } else if (n <= CU_MV_MAX_TOKENS) {
+        /* one matrix-vector product per token: a small batch (a speculative step's verification)
+         * then gives each token exactly the logits a one-token decode would */
         const unsigned blocks = (unsigned)((ne1 + MV_WARPS - 1) / MV_WARPS);
-        switch (w->type) {
-#define X(T)                                                                                                  \
-    case T:                                                                                                   \
-        k_matvec<T><<<blocks, MV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, w->row_bytes, ne0, ne1, x, y); \
+        for (int64_t t = 0; t < n; t++) {
+            const float *xt = x + t * ne0;
+            float *yt = y + t * ne1;
+            switch (w->type) {
+#define X(T)                                                                                                    \
+    case T:                                                                                                     \
+        k_matvec<T><<<blocks, MV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, w->row_bytes, ne0, ne1, xt, yt); \
         break;
-            CU_FOR_EACH_TYPE(X)
+                CU_FOR_EACH_TYPE(X)
 #undef X
-        default: cu_fail(c, "matmul: type %s is not implemented on CUDA", ty_type_name(w->type));
+            default: cu_fail(c, "matmul: type %s is not implemented on CUDA", ty_type_name(w->type)); return;
+            }
         }
     } else {
         dim3 grid((unsigned)((ne1 + TM - 1) / TM), (unsigned)((n + TN - 1) / TN));

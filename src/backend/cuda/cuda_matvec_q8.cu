@@ -23,10 +23,19 @@
 #define QV_WARPS 4
 #define FULL_MASK 0xffffffffu
 
-/* ---- quantizing the activations ------------------------------------------------------------ */
+/* The activations of token t. */
+__device__ __forceinline__ cu_q8act q8_row(const cu_q8act &a, int t) {
+    const int st = a.stride;
+    return cu_q8act{a.q + (int64_t)t * st, a.d32 + t * (st / 32), a.dk + t * (st / 256), a.s32 + t * (st / 32),
+                    a.s16 + t * (st / 16), st};
+}
+
+/* ---- quantizing the activations (one token per blockIdx.y) ------------------------------------ */
 
 /* Q8_0, as q_q8_0: one warp per 32 elements. */
-__global__ void k_quantize_q8_0(const float *__restrict__ x, int ne0, cu_q8act a) {
+__global__ void k_quantize_q8_0(const float *__restrict__ x, int ne0, cu_q8act a0) {
+    const cu_q8act a = q8_row(a0, blockIdx.y);
+    x += (int64_t)blockIdx.y * ne0;
     const int g = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (g * 32 >= ne0) return;
     const float v = x[g * 32 + lane];
@@ -42,7 +51,9 @@ __global__ void k_quantize_q8_0(const float *__restrict__ x, int ne0, cu_q8act a
 
 /* Q8_K, as q_q8_K: one warp per 256 elements, 8 per lane. The scale comes from the first element
  * of largest magnitude (its sign included), found by a (magnitude, -index) maximum. */
-__global__ void k_quantize_q8_K(const float *__restrict__ x, int ne0, cu_q8act a) {
+__global__ void k_quantize_q8_K(const float *__restrict__ x, int ne0, cu_q8act a0) {
+    const cu_q8act a = q8_row(a0, blockIdx.y);
+    x += (int64_t)blockIdx.y * ne0;
     const int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (b * 256 >= ne0) return;
     const float4 *xv = (const float4 *)(x + b * 256 + lane * 8);
@@ -257,25 +268,33 @@ template <> struct q8task<TY_TYPE_Q6_K> {
 
 /* ---- the matrix-vector kernel ------------------------------------------------------------------ */
 
-/* LANES lanes per row (32 / LANES rows per warp); inactive rows still join the shuffles. */
-template <int T>
+/* LANES lanes per row (32 / LANES rows per warp); inactive rows still join the shuffles. NT tokens
+ * (n of them real): each task's weights are read once from memory (the other tokens' reads of the
+ * same bytes hit L1). */
+template <int T, int NT>
 __global__ void __launch_bounds__(QV_WARPS * 32)
-    k_matvec_q8(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, float *__restrict__ y) {
+    k_matvec_q8(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, int n, float *__restrict__ y) {
     constexpr int TPB = q8task<T>::TASKS, TS = qt<T>::TS, LPR = q8task<T>::LANES;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, sl = lane % LPR;
     const int row = (blockIdx.x * QV_WARPS + warp) * (32 / LPR) + lane / LPR;
     const bool active = row < ne1;
     const uint8_t *wr = W + (uint64_t)(active ? row : 0) * pitch;
     const int n_tasks = active ? nb * TPB : 0;
-    float acc = 0.f;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
 #pragma unroll 2
-    for (int t = sl; t < n_tasks; t += LPR) {
-        const int b = t / TPB;
-        acc += q8task<T>::dot(wr + (uint64_t)b * TS, t % TPB, a, b);
+    for (int k = sl; k < n_tasks; k += LPR) {
+        const int b = k / TPB;
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] += q8task<T>::dot(wr + (uint64_t)b * TS, k % TPB, q8_row(a, t), b);
     }
 #pragma unroll
-    for (int off = LPR / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(FULL_MASK, acc, off);
-    if (sl == 0 && active) y[row] = acc;
+    for (int t = 0; t < NT; t++) {
+#pragma unroll
+        for (int off = LPR / 2; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(FULL_MASK, acc[t], off);
+        if (sl == 0 && active && t < n) y[(int64_t)t * ne1 + row] = acc[t];
+    }
 }
 
 /* Q4_K and Q5_K, k-sliced: a warp walks its row 512 elements (two blocks) per step, lane L taking
@@ -292,9 +311,9 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
 #define K45_SPLIT 1 /* warps sharing one row (steps dealt round-robin, sums joined in shared memory) */
 #endif
 
-template <int T>
+template <int T, int NT>
 __global__ void __launch_bounds__(QV_WARPS * 32)
-    k_matvec_q8_k45(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, float *__restrict__ y) {
+    k_matvec_q8_k45(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, int n, float *__restrict__ y) {
     constexpr int TS = qt<T>::TS, QS = T == TY_TYPE_Q5_K ? 48 : 16;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, part = warp % K45_SPLIT;
     const int row = blockIdx.x * (QV_WARPS / K45_SPLIT) + warp / K45_SPLIT;
@@ -302,7 +321,9 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
     const uint8_t *wr = W + (uint64_t)(active ? row : 0) * pitch;
     const int e0 = 16 * (lane % 16), j = e0 / 64, hi = (e0 / 32) & 1, l0 = e0 % 32, sub = 2 * j + hi;
     const int bo = lane / 16;
-    float acc = 0.f;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
     const int steps = active ? (nb + 1) / 2 : 0;
     constexpr int unroll = K45_UNROLL;
 #pragma unroll unroll
@@ -314,35 +335,50 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
         const uint8_t *blk = wr + (uint64_t)b * TS;
         const uint4 hd = *(const uint4 *)blk;
         const uint4 q = *(const uint4 *)(blk + QS + 32 * j + l0);
-        const int4 yv = *(const int4 *)(a.q + b * 256 + e0);
         uint4 h5 = make_uint4(0, 0, 0, 0);
         if (T == TY_TYPE_Q5_K) h5 = *(const uint4 *)(blk + 16 + l0); /* qh[l]: bit sub = 5th bit */
         const uint32_t qw[4] = {q.x, q.y, q.z, q.w}, hw[4] = {h5.x, h5.y, h5.z, h5.w};
-        const int yw[4] = {yv.x, yv.y, yv.z, yv.w};
-        int dot = 0;
+        uint32_t wv[4];
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            uint32_t v = (qw[i] >> (4 * hi)) & 0x0F0F0F0Fu;
-            if (T == TY_TYPE_Q5_K) v |= ((hw[i] >> sub) & 0x01010101u) << 4;
-            dot = __dp4a((int)v, yw[i], dot);
+            wv[i] = (qw[i] >> (4 * hi)) & 0x0F0F0F0Fu;
+            if (T == TY_TYPE_Q5_K) wv[i] |= ((hw[i] >> sub) & 0x01010101u) << 4;
         }
         const uint32_t sw[3] = {hd.y, hd.z, hd.w};
         int sc, mn;
         k4_sc_mn(sw, sub, sc, mn);
         const __half2 dm = *(const __half2 *)&hd.x;
-        const float dk = a.dk[b];
-        acc += keep * dk * (__low2float(dm) * (float)(sc * dot) - __high2float(dm) * (float)(mn * a.s16[b * 16 + e0 / 16]));
+        const float d = keep * __low2float(dm), dmin = keep * __high2float(dm);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const cu_q8act at = q8_row(a, t);
+            const int4 yv = *(const int4 *)(at.q + b * 256 + e0);
+            const int yw[4] = {yv.x, yv.y, yv.z, yv.w};
+            int dot = 0;
+#pragma unroll
+            for (int i = 0; i < 4; i++) dot = __dp4a((int)wv[i], yw[i], dot);
+            acc[t] += at.dk[b] * (d * (float)(sc * dot) - dmin * (float)(mn * at.s16[b * 16 + e0 / 16]));
+        }
     }
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(FULL_MASK, acc, off);
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(FULL_MASK, acc[t], off);
     if (K45_SPLIT > 1) {
-        __shared__ float part_sum[QV_WARPS];
-        if (lane == 0) part_sum[warp] = acc;
+        __shared__ float part_sum[QV_WARPS][NT];
+        if (lane == 0)
+#pragma unroll
+            for (int t = 0; t < NT; t++) part_sum[warp][t] = acc[t];
         __syncthreads();
         if (part != 0) return;
-        for (int p = 1; p < K45_SPLIT; p++) acc += part_sum[warp + p];
+        for (int p = 1; p < K45_SPLIT; p++)
+#pragma unroll
+            for (int t = 0; t < NT; t++) acc[t] += part_sum[warp + p][t];
     }
-    if (lane == 0 && active) y[row] = acc;
+    if (lane == 0 && active)
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            if (t < n) y[(int64_t)t * ne1 + row] = acc[t];
 }
 
 /* ---- launcher ---------------------------------------------------------------------------------- */
@@ -352,39 +388,53 @@ bool cu_matvec_q8_supported(uint32_t type) {
            type == TY_TYPE_Q6_K;
 }
 
-void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, float *y) {
-    const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
+template <int T, int NT>
+static void launch_nt(cuda_backend *c, const cu_weight *w, int nb, int n, float *y) {
+    const int ne1 = (int)w->ne1;
+    if (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) {
+        const int krows = QV_WARPS / K45_SPLIT;
+        k_matvec_q8_k45<T, NT><<<(unsigned)((ne1 + krows - 1) / krows), QV_WARPS * 32, 0, c->stream>>>(
+            w->dev, w->pitch, nb, ne1, c->xq, n, y);
+    } else {
+        const int rows = QV_WARPS * (32 / q8task<T>::LANES);
+        k_matvec_q8<T, NT><<<(unsigned)((ne1 + rows - 1) / rows), QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb,
+                                                                                                 ne1, c->xq, n, y);
+    }
+}
+
+template <int T> static void launch_type(cuda_backend *c, const cu_weight *w, int nb, int n, float *y) {
+    if (n == 1) launch_nt<T, 1>(c, w, nb, n, y);
+    else if (n == 2) launch_nt<T, 2>(c, w, nb, n, y);
+    else if (n <= 4) launch_nt<T, 4>(c, w, nb, n, y);
+    else if (n <= 8) launch_nt<T, 8>(c, w, nb, n, y);
+    else launch_nt<T, 16>(c, w, nb, n, y);
+}
+
+void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y) {
+    const int ne0 = (int)w->ne0;
     const bool k_quant = w->type == TY_TYPE_Q4_K || w->type == TY_TYPE_Q5_K || w->type == TY_TYPE_Q6_K;
     const int bs = k_quant ? 256 : 32;
-    if (ne0 % bs != 0 || ne0 > c->xq_cap) {
-        cu_fail(c, "matmul: %d-element rows do not fit the 8-bit activation buffer (%lld)", ne0, (long long)c->xq_cap);
+    if (ne0 % bs != 0 || ne0 > c->xq_cap || n < 1 || n > CU_MV_MAX_TOKENS) {
+        cu_fail(c, "matmul: %lld tokens of %d elements do not fit the 8-bit activation buffer (%lld)", (long long)n, ne0,
+                (long long)c->xq_cap);
         return;
     }
     const int warps = 8, groups = ne0 / bs;
-    const unsigned qblocks = (unsigned)((groups + warps - 1) / warps);
-    if (c->xq_src != x || c->xq_n != ne0 || c->xq_k != k_quant) {
-        if (k_quant) k_quantize_q8_K<<<qblocks, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
-        else k_quantize_q8_0<<<qblocks, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
+    const dim3 qgrid((unsigned)((groups + warps - 1) / warps), (unsigned)n);
+    if (c->xq_src != x || c->xq_n != ne0 * n || c->xq_k != k_quant) {
+        if (k_quant) k_quantize_q8_K<<<qgrid, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
+        else k_quantize_q8_0<<<qgrid, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
         c->xq_src = x;
-        c->xq_n = ne0;
+        c->xq_n = ne0 * n;
         c->xq_k = k_quant;
     }
-    const int rows_per_block = QV_WARPS * (w->type == TY_TYPE_Q4_K ? 32 / q8task<TY_TYPE_Q4_K>::LANES : 1);
-    const unsigned blocks = (unsigned)((ne1 + rows_per_block - 1) / rows_per_block);
-    const int nb = ne0 / qt<TY_TYPE_Q4_0>::BS / (k_quant ? 8 : 1);
-    const int krows = QV_WARPS / K45_SPLIT;
-    const unsigned kblocks = (unsigned)((ne1 + krows - 1) / krows);
+    const int nb = ne0 / bs;
     switch (w->type) {
-    case TY_TYPE_Q4_K:
-        k_matvec_q8_k45<TY_TYPE_Q4_K><<<kblocks, QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb, ne1, c->xq, y);
-        break;
-    case TY_TYPE_Q5_K:
-        k_matvec_q8_k45<TY_TYPE_Q5_K><<<kblocks, QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb, ne1, c->xq, y);
-        break;
-#define X(T)                                                                                                  \
-    case T: k_matvec_q8<T><<<blocks, QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb, ne1, c->xq, y); break;
-        X(TY_TYPE_Q4_0) X(TY_TYPE_Q8_0) X(TY_TYPE_Q6_K)
-#undef X
+    case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, w, nb, (int)n, y); break;
+    case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, w, nb, (int)n, y); break;
+    case TY_TYPE_Q4_K: launch_type<TY_TYPE_Q4_K>(c, w, nb, (int)n, y); break;
+    case TY_TYPE_Q5_K: launch_type<TY_TYPE_Q5_K>(c, w, nb, (int)n, y); break;
+    case TY_TYPE_Q6_K: launch_type<TY_TYPE_Q6_K>(c, w, nb, (int)n, y); break;
     default: cu_fail(c, "matmul: no 8-bit kernel for %s", ty_type_name(w->type));
     }
 }
