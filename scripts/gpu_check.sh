@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gpu_check.sh - builds the CUDA backend on a GPU machine and checks it: test_cuda (every op against
 # the CPU, whole models against the CPU's exact path, a synthesized 7B Q4_K_M), compute-sanitizer
-# memcheck on a short test_cuda run, and `trainyard bench` (pp512 / tg128) on the 7B model.
+# memcheck on a short test_cuda run, and `trainyard bench` (pp512 / tg128, and at 16k depth) on the 7B
+# model, then llama.cpp's llama-bench on the same file where LLAMA_BENCH names a CUDA build of it.
 # Run from the repository root; prints a summary at the end and leaves logs in $OUT (or /tmp/gpu_check).
 #
 # Fixtures: the device machine does not see ../shared, so copy what test_cuda needs into
@@ -85,7 +86,15 @@ fi
 
 if [[ -n "$SEVEN_B" ]]; then
     step bench bench.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf --device cuda -p 512 -n 128 -r 3 --no-bandwidth
+    step bench_depth bench_depth.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf --device cuda -p 512 -n 128 -r 2 \
+        --ctx-depth 16384 --synthetic-depth --no-bandwidth
     nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>&1 | head -2
+    # llama.cpp beside it, where a CUDA build of llama-bench is present (LLAMA_BENCH=path; never built here)
+    if [[ -n "${LLAMA_BENCH:-}" && -x "${LLAMA_BENCH:-}" ]]; then
+        step llama_bench llama_bench.log 600 "$LLAMA_BENCH" -m /tmp/m.gguf -ngl 99 -fa 1 -p 512 -n 128 -r 3
+    else
+        SUMMARY+=("SKIP  llama.cpp bench (set LLAMA_BENCH to a CUDA llama-bench to compare)")
+    fi
 else
     SUMMARY+=("SKIP  bench (no 7B model)")
 fi
@@ -94,5 +103,7 @@ echo
 echo "==== summary (logs in $LOG)"
 printf '%s\n' "${SUMMARY[@]}" | tee "$LOG/summary.txt"
 grep -E "^test_cuda: [0-9]+ passed" "$LOG/test_cuda.log" 2>/dev/null | tee -a "$LOG/summary.txt"
-grep -E "^(pp|tg)[0-9]+" "$LOG/bench.log" 2>/dev/null | tee -a "$LOG/summary.txt"
+echo "==== speed (random 7B Q4_K_M, tokens/s)" | tee -a "$LOG/summary.txt"
+grep -h -E "^(pp|tg)[0-9]+" "$LOG/bench.log" "$LOG/bench_depth.log" 2>/dev/null | tee -a "$LOG/summary.txt"
+grep -E "\| *(pp|tg)[0-9]+" "$LOG/llama_bench.log" 2>/dev/null | sed 's/^/llama.cpp: /' | tee -a "$LOG/summary.txt"
 exit $FAILED
