@@ -125,9 +125,22 @@ typedef struct ty_context_params {
     int64_t n_ctx;   /* context window in tokens; 0: min(model's training context, 4096) */
     int64_t n_batch; /* most tokens evaluated in one pass; 0: 512 */
     int kv_type;     /* TY_KV_DEFAULT: F16 (F32 when the model uses exact math), or one below */
+
+    /* Speculative decoding, used by ty_generate (its output is what the model alone would write:
+     * token for token when greedy, the same distribution when sampling). Proposals come from a
+     * draft model and/or prompt lookup; the model checks them all in one batched pass. */
+    ty_model *draft_model; /* NULL: none. A smaller model with exactly this model's vocabulary
+                              (else ty_context_new fails naming the difference); the context keeps
+                              a KV cache of n_ctx for it. It must outlive the context. */
+    int draft_max;   /* most tokens proposed per step, 1..TY_DRAFT_MAX_LIMIT; 0: TY_DRAFT_MAX_DEFAULT */
+    int draft_min;   /* fewest, 1..draft_max; 0: 1. Between the two, the length follows the recent
+                        acceptance rate; draft_min == draft_max fixes it */
+    int lookup;      /* 1: propose the continuation of the latest earlier occurrence of the last
+                        few tokens in the context (draft-free; tried before the draft model) */
 } ty_context_params;
 
 enum { TY_KV_DEFAULT = 0, TY_KV_F32 = 1, TY_KV_F16 = 2, TY_KV_Q8_0 = 3 };
+enum { TY_DRAFT_MAX_DEFAULT = 8, TY_DRAFT_MAX_LIMIT = 64 };
 
 ty_context_params ty_context_default_params(void);
 
@@ -192,12 +205,23 @@ typedef struct ty_generate_stats {
     int64_t n_prompt, n_generated;
     double prompt_seconds, generate_seconds;
     int stopped_by_eos;
+    /* speculative decoding (all 0 without it): */
+    int64_t n_steps;    /* passes of the model over a pending token and its proposals */
+    int64_t n_drafted;  /* tokens proposed by the draft model or prompt lookup */
+    int64_t n_accepted; /* proposals accepted; acceptance rate = n_accepted / n_drafted, mean
+                           accepted length = n_accepted / n_steps */
+    int64_t n_rejected; /* proposals rejected: at most one a step, those after it go unchecked;
+                           n_accepted / (n_accepted + n_rejected) is the per-token agreement */
 } ty_generate_stats;
 
 /* Evaluates the prompt (appended to what the context holds) and samples up to n_predict tokens
  * (-1: until EOS or the context is full), calling cb for each but EOS. Every sampled token, EOS and
  * the last included, is evaluated into the context, so a conversation continues from it. A prompt
- * that does not fit fails with TY_ERR_CONTEXT_FULL; an answer that fills the context just ends. */
+ * that does not fit fails with TY_ERR_CONTEXT_FULL; an answer that fills the context just ends.
+ * With speculative decoding (ty_context_params.draft_model / lookup), the tokens are the same
+ * (greedy) or drawn from the same distribution (sampling: the accept/reject rule of Leviathan et
+ * al. and Chen et al., 2023; the same seed gives the same text), rejected proposals are rolled
+ * out of both KV caches, and stats count the proposals. */
 int ty_generate(ty_context *ctx, ty_sampler *sampler, const ty_token *prompt, int64_t n_prompt,
                 int64_t n_predict, ty_token_callback cb, void *user, ty_generate_stats *stats);
 

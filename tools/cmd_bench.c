@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/internal.h" /* ty_context_fill_synthetic */
 #include "cli.h"
 
 static double now(void) {
@@ -117,10 +118,12 @@ static void random_tokens(ty_token *t, int64_t n, int64_t n_vocab, uint64_t *sta
     }
 }
 
-/* Fills the context to `depth` tokens (real evaluation) and returns its status. */
-static int fill(ty_context *c, int64_t depth, int64_t n_vocab, uint64_t *rng) {
+/* Fills the context to `depth` tokens, by real evaluation or (synthetic) by writing K/V values
+ * straight into the cache, and returns its status. */
+static int fill(ty_context *c, int64_t depth, int64_t n_vocab, uint64_t *rng, int synthetic) {
     if (ty_context_truncate(c, 0)) return 1;
     if (depth == 0) return 0;
+    if (synthetic) return ty_context_fill_synthetic(c, depth, *rng += 0x9E3779B97F4A7C15ull);
     ty_token *t = malloc(sizeof *t * (size_t)depth);
     if (!t) return 1;
     random_tokens(t, depth, n_vocab, rng);
@@ -130,7 +133,8 @@ static int fill(ty_context *c, int64_t depth, int64_t n_vocab, uint64_t *rng) {
 }
 
 static void report(int json, const char *test, int64_t n_prompt, int64_t n_gen, int64_t depth,
-                   int threads, result r, double roofline_tps) {
+                   int threads, result r, double roofline_tps, int synthetic) {
+    const char *fill_kind = depth == 0 ? "none" : synthetic ? "synthetic" : "real";
     if (json) {
         printf("{\"test\": \"%s\", \"n_prompt\": %lld, \"n_gen\": %lld, \"depth\": %lld, \"threads\": %d, "
                "\"tokens_per_second\": %.3f, \"min\": %.3f, \"max\": %.3f",
@@ -138,19 +142,20 @@ static void report(int json, const char *test, int64_t n_prompt, int64_t n_gen, 
         if (roofline_tps > 0)
             printf(", \"roofline_tokens_per_second\": %.3f, \"roofline_fraction\": %.3f", roofline_tps,
                    r.median / roofline_tps);
-        printf("}\n");
+        printf(", \"depth_fill\": \"%s\"}\n", fill_kind);
     } else {
         printf("%-16s %8lld %8lld %8lld %8d %12.2f %10.2f %10.2f", test, (long long)n_prompt, (long long)n_gen,
                (long long)depth, threads, r.median, r.min, r.max);
         if (roofline_tps > 0) printf("   %5.1f%% of %.2f", 100 * r.median / roofline_tps, roofline_tps);
-        printf("\n");
+        printf(synthetic && depth ? "   (synthetic depth)\n" : "\n");
     }
     fflush(stdout);
 }
 
 int cmd_bench(int argc, char **argv) {
     cli_opts o;
-    if (cli_parse(argc, argv, "-m --model -p -n -t -r --ctx-depth --json --device --no-bandwidth --kv", &o)) {
+    if (cli_parse(argc, argv, "-m --model -p -n -t -r --ctx-depth --synthetic-depth --json --device --no-bandwidth --kv "
+                              "--draft-model --draft-max --draft-min --lookup --oracle-accept", &o)) {
         cli_done(&o);
         return 2;
     }
@@ -167,6 +172,21 @@ int cmd_bench(int argc, char **argv) {
             return 2;
         }
         bench_p = v;
+    }
+    if (o.draft_model || o.lookup) {
+        if (o.depth || o.synthetic_depth) {
+            cli_done(&o);
+            fprintf(stderr, "trainyard bench: --ctx-depth does not combine with speculative decoding\n");
+            return 2;
+        }
+        int ret = bench_speculative(&o);
+        cli_done(&o);
+        return ret;
+    }
+    if (o.oracle_accept || o.draft_max || o.draft_min) {
+        cli_done(&o);
+        fprintf(stderr, "trainyard bench: --oracle-accept, --draft-max and --draft-min need --draft-model or --lookup\n");
+        return 2;
     }
     ty_model *m = NULL;
     ty_context *c = NULL;
@@ -206,24 +226,24 @@ int cmd_bench(int argc, char **argv) {
     /* warm-up: page the weights in and start the threads */
     if (!ret) {
         random_tokens(toks, 1, info.n_vocab, &rng);
-        if (fill(c, 0, info.n_vocab, &rng) || ty_context_eval(c, toks, 1, TY_LOGITS_LAST))
+        if (fill(c, 0, info.n_vocab, &rng, 0) || ty_context_eval(c, toks, 1, TY_LOGITS_LAST))
             ret = cli_fail("bench", ty_context_errmsg(c));
     }
     if (!ret && bench_p > 0) {
         for (int r = 0; r < reps && !ret; r++) {
             random_tokens(toks, bench_p, info.n_vocab, &rng);
-            if (fill(c, depth, info.n_vocab, &rng)) { ret = cli_fail("bench", ty_context_errmsg(c)); break; }
+            if (fill(c, depth, info.n_vocab, &rng, o.synthetic_depth)) { ret = cli_fail("bench", ty_context_errmsg(c)); break; }
             double t0 = now();
             if (ty_context_eval(c, toks, bench_p, TY_LOGITS_LAST)) ret = cli_fail("bench", ty_context_errmsg(c));
             tps[r] = (double)bench_p / (now() - t0);
         }
         char name[64];
         snprintf(name, sizeof name, "pp%lld", (long long)bench_p);
-        if (!ret) report(json, name, bench_p, 0, depth, n_threads, summarize(tps, reps), 0);
+        if (!ret) report(json, name, bench_p, 0, depth, n_threads, summarize(tps, reps), 0, o.synthetic_depth);
     }
     if (!ret && bench_n > 0) {
         for (int r = 0; r < reps && !ret; r++) {
-            if (fill(c, depth, info.n_vocab, &rng)) { ret = cli_fail("bench", ty_context_errmsg(c)); break; }
+            if (fill(c, depth, info.n_vocab, &rng, o.synthetic_depth)) { ret = cli_fail("bench", ty_context_errmsg(c)); break; }
             double t0 = now();
             for (int64_t i = 0; i < bench_n && !ret; i++) {
                 random_tokens(toks, 1, info.n_vocab, &rng);
@@ -233,7 +253,7 @@ int cmd_bench(int argc, char **argv) {
         }
         char name[64];
         snprintf(name, sizeof name, "tg%lld", (long long)bench_n);
-        if (!ret) report(json, name, 0, bench_n, depth, n_threads, summarize(tps, reps), roofline);
+        if (!ret) report(json, name, 0, bench_n, depth, n_threads, summarize(tps, reps), roofline, o.synthetic_depth);
     }
     free(tps);
     free(toks);

@@ -7,7 +7,8 @@
 #include "cli.h"
 
 #define GEN_OPTS "-m --model -p --prompt -f --file --system -n -c -t --device --exact --raw " \
-                 "--kv --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed -v --verbose"
+                 "--kv --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed -v --verbose " \
+                 "--draft-model --draft-max --draft-min --lookup"
 
 typedef struct stream_state {
     int at_start; /* drop the dummy-prefix space of the first piece, as sentencepiece decoding does */
@@ -24,11 +25,14 @@ static int print_piece(void *user, ty_token tok, const char *piece, size_t len) 
     return 0;
 }
 
-static int open_all(cli_opts *o, ty_model **m, ty_context **c, ty_sampler **s, double *load_s) {
-    if (cli_open_model(o, m, load_s)) return 1;
+/* Opens the model, the draft model (--draft-model), a context and a sampler. */
+static int open_all(cli_opts *o, ty_model **m, ty_model **draft, ty_context **c, ty_sampler **s,
+                    double *load_s) {
+    if (cli_open_model(o, m, load_s) || cli_open_draft(o, draft)) return 1;
     ty_context_params cp = ty_context_default_params();
     cp.n_ctx = o->n_ctx;
     cp.kv_type = o->kv_type;
+    cli_speculative_params(o, *draft, &cp);
     char *err = NULL;
     int rc = ty_context_new(*m, &cp, c, &err);
     if (rc) {
@@ -83,13 +87,13 @@ int cmd_generate(int argc, char **argv) {
         return 2;
     }
     if (!o.prompt_file) len = strlen(text);
-    ty_model *m = NULL;
+    ty_model *m = NULL, *draft = NULL;
     ty_context *c = NULL;
     ty_sampler *s = NULL;
     ty_token *ids = NULL;
     int64_t n = 0;
     double load_s = 0;
-    int ret = open_all(&o, &m, &c, &s, &load_s);
+    int ret = open_all(&o, &m, &draft, &c, &s, &load_s);
     if (!ret) {
         ty_chat_message msgs[2];
         int64_t n_msgs = 0;
@@ -108,12 +112,14 @@ int cmd_generate(int argc, char **argv) {
         else {
             fputc('\n', stdout);
             print_stats(&stats, load_s);
+            cli_print_speculative(&stats);
         }
     }
     free(ids);
     free(file_text);
     ty_sampler_free(s);
     ty_context_free(c);
+    ty_model_close(draft);
     ty_model_close(m);
     cli_done(&o);
     return ret;
@@ -166,12 +172,12 @@ static int chat_piece(void *user, ty_token tok, const char *piece, size_t len) {
 int cmd_chat(int argc, char **argv) {
     cli_opts o;
     if (cli_parse(argc, argv, GEN_OPTS, &o)) { cli_done(&o); return 2; }
-    ty_model *m = NULL;
+    ty_model *m = NULL, *draft = NULL;
     ty_context *c = NULL;
     ty_sampler *s = NULL;
     double load_s = 0;
     conversation cv = {0};
-    int ret = open_all(&o, &m, &c, &s, &load_s);
+    int ret = open_all(&o, &m, &draft, &c, &s, &load_s);
     if (!ret && o.system && conv_add(&cv, "system", o.system)) ret = cli_fail("chat", "out of memory");
     if (!ret)
         fprintf(stderr, "trainyard chat: model loaded in %.2f s, context %lld tokens. Type a message; "
@@ -213,6 +219,7 @@ int cmd_chat(int argc, char **argv) {
             continue;
         }
         if (o.verbose) print_stats(&st, load_s);
+        cli_print_speculative(&st);
         /* the context now holds the prompt, the answer and (if sampled) EOS */
         char *answer_text = NULL;
         size_t need = 0;
@@ -246,6 +253,7 @@ int cmd_chat(int argc, char **argv) {
     free(cv.answer);
     ty_sampler_free(s);
     ty_context_free(c);
+    ty_model_close(draft);
     ty_model_close(m);
     cli_done(&o);
     return ret;

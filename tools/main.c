@@ -15,8 +15,9 @@ static const struct {
     {"tokenize", cmd_tokenize, "tokenize -m FILE [--no-bos] [--parse-special] (TEXT | --file F)"},
     {"detokenize", cmd_detokenize, "detokenize -m FILE ID...                                 ids to text"},
     {"logits", cmd_logits, "logits -m FILE --tokens 1,2,3 -o OUT                     raw float32 logits"},
-    {"bench", cmd_bench, "bench [-m FILE] [-p 512] [-n 128] [-t N] [-r 3] [--ctx-depth D] [--json]  speed"},
-    {"synth", cmd_synth, "synth -o OUT [--preset mistral-7b] [--type Q4_K_M]       random-weight model"},
+    {"bench", cmd_bench, "bench [-m FILE] [-p 512] [-n 128] [-t N] [-r 3] [--ctx-depth D [--synthetic-depth]] [--json]  speed\n"
+                         "  trainyard bench [-m FILE] --draft-model FILE [--draft-max K] [--oracle-accept RATE,...] [--lookup]  speculative speedup"},
+    {"synth", cmd_synth, "synth -o OUT [--preset mistral-7b|draft|tiny] [--type Q4_K_M]  random-weight model"},
 };
 
 static void usage(FILE *f) {
@@ -25,7 +26,10 @@ static void usage(FILE *f) {
         fprintf(f, "  trainyard %s\n", COMMANDS[i].help);
     fprintf(f, "common options: -t THREADS  --device cpu|auto  -c CONTEXT  --exact (reference math)\n"
                "sampling: --temp T (0 = greedy) --top-k K --top-p P --min-p P --repeat-penalty R "
-               "--seed S\n");
+               "--seed S\n"
+               "speculative decoding (generate, chat, bench): --draft-model FILE (same vocabulary) "
+               "--draft-max K (default %d) --draft-min K --lookup (prompt lookup)\n",
+            TY_DRAFT_MAX_DEFAULT);
 }
 
 int main(int argc, char **argv) {

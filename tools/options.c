@@ -83,6 +83,8 @@ int cli_parse(int argc, char **argv, const char *allowed, cli_opts *o) {
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = true; continue; }
         if (!strcmp(a, "--json")) { o->json = true; continue; }
         if (!strcmp(a, "--no-bandwidth")) { o->no_bandwidth = true; continue; }
+        if (!strcmp(a, "--synthetic-depth")) { o->synthetic_depth = true; continue; }
+        if (!strcmp(a, "--lookup")) { o->lookup = true; continue; }
         if (i + 1 >= argc) {
             fprintf(stderr, "trainyard %s: option %s needs a value\n", argv[0], a);
             return 2;
@@ -97,6 +99,10 @@ int cli_parse(int argc, char **argv, const char *allowed, cli_opts *o) {
         else if (!strcmp(a, "-o")) o->out = v;
         else if (!strcmp(a, "--tokens")) o->tokens = v;
         else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--draft-model")) o->draft_model = v;
+        else if (!strcmp(a, "--draft-max")) { rc = parse_i64(a, v, 1, TY_DRAFT_MAX_LIMIT, &iv); o->draft_max = (int)iv; }
+        else if (!strcmp(a, "--draft-min")) { rc = parse_i64(a, v, 1, TY_DRAFT_MAX_LIMIT, &iv); o->draft_min = (int)iv; }
+        else if (!strcmp(a, "--oracle-accept")) o->oracle_accept = v; /* a list: bench_spec.c parses it */
         else if (!strcmp(a, "--kv")) {
             if (!strcmp(v, "f16")) o->kv_type = TY_KV_F16;
             else if (!strcmp(v, "f32")) o->kv_type = TY_KV_F32;
@@ -136,12 +142,12 @@ int cli_parse(int argc, char **argv, const char *allowed, cli_opts *o) {
     return 0;
 }
 
-int cli_open_model(const cli_opts *o, ty_model **model, double *load_seconds) {
+static int open_path(const cli_opts *o, const char *path, const char *what, ty_model **model,
+                     double *load_seconds) {
     ty_model_params mp = ty_model_default_params();
     mp.device = o->device;
     mp.n_threads = o->n_threads;
     mp.exact_math = o->exact;
-    const char *path = o->model ? o->model : cli_default_model();
     char *err = NULL;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -149,11 +155,39 @@ int cli_open_model(const cli_opts *o, ty_model **model, double *load_seconds) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (load_seconds) *load_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     if (rc) {
-        fprintf(stderr, "trainyard: cannot load model: %s\n", err ? err : ty_status_string(rc));
+        fprintf(stderr, "trainyard: cannot load %s: %s\n", what, err ? err : ty_status_string(rc));
         ty_free(err);
         return 1;
     }
     return 0;
+}
+
+int cli_open_model(const cli_opts *o, ty_model **model, double *load_seconds) {
+    return open_path(o, o->model ? o->model : cli_default_model(), "model", model, load_seconds);
+}
+
+int cli_open_draft(const cli_opts *o, ty_model **model) {
+    *model = NULL;
+    return o->draft_model ? open_path(o, o->draft_model, "draft model", model, NULL) : 0;
+}
+
+void cli_speculative_params(const cli_opts *o, ty_model *draft, ty_context_params *cp) {
+    cp->draft_model = draft;
+    cp->draft_max = o->draft_max;
+    cp->draft_min = o->draft_min;
+    cp->lookup = o->lookup;
+}
+
+void cli_print_speculative(const ty_generate_stats *st) {
+    if (st->n_steps == 0) return;
+    double tried = (double)(st->n_accepted + st->n_rejected);
+    fprintf(stderr, "[speculative: %lld drafted, %lld accepted, acceptance rate %.1f%% (per token checked "
+                    "%.1f%%), mean accepted length %.2f, %.2f tokens per step, %.2f tokens/s]\n",
+            (long long)st->n_drafted, (long long)st->n_accepted,
+            st->n_drafted ? 100.0 * (double)st->n_accepted / (double)st->n_drafted : 0.0,
+            tried > 0 ? 100.0 * (double)st->n_accepted / tried : 0.0,
+            (double)st->n_accepted / (double)st->n_steps, (double)st->n_generated / (double)st->n_steps,
+            st->generate_seconds > 0 ? (double)st->n_generated / st->generate_seconds : 0.0);
 }
 
 void cli_done(cli_opts *o) {

@@ -8,8 +8,33 @@
 #include "quant/quant.h"
 
 ty_context_params ty_context_default_params(void) {
-    ty_context_params p = {.n_ctx = 0, .n_batch = 0, .kv_type = TY_KV_DEFAULT};
+    ty_context_params p = {.n_ctx = 0, .n_batch = 0, .kv_type = TY_KV_DEFAULT, .draft_model = NULL,
+                           .draft_max = 0, .draft_min = 0, .lookup = 0};
     return p;
+}
+
+/* Checks the speculative-decoding options and creates the draft model's context. */
+static int new_draft_context(ty_context *c, const ty_context_params *p, ty_err *err) {
+    int k_max = p->draft_max ? p->draft_max : TY_DRAFT_MAX_DEFAULT, k_min = p->draft_min ? p->draft_min : 1;
+    if (k_max < 1 || k_max > TY_DRAFT_MAX_LIMIT || k_min < 1 || k_min > k_max)
+        return ty_seterr(err, TY_ERR_INVALID_ARG, "invalid draft length: min %d, max %d (need 1 <= min <= max <= %d)",
+                         p->draft_min, p->draft_max, TY_DRAFT_MAX_LIMIT);
+    c->draft_min = k_min;
+    c->draft_max = k_max;
+    c->lookup = p->lookup != 0;
+    if (!p->draft_model) return TY_OK;
+    char why[200];
+    if (!ty_tokenizer_same_vocab(c->model->tok, p->draft_model->tok, why, sizeof why))
+        return ty_seterr(err, TY_ERR_INVALID_ARG, "draft vocabulary differs from the target's: %s", why);
+    ty_context_params dp = ty_context_default_params();
+    dp.n_ctx = c->fw.n_ctx;
+    dp.n_batch = c->fw.n_batch;
+    dp.kv_type = p->kv_type;
+    char *msg = NULL;
+    int rc = ty_context_new(p->draft_model, &dp, &c->draft, &msg);
+    if (rc) ty_seterr(err, rc, "draft model: %s", msg ? msg : ty_status_string(rc));
+    ty_free(msg);
+    return rc;
 }
 
 int ty_context_new(ty_model *m, const ty_context_params *params, ty_context **out, char **errmsg) {
@@ -43,6 +68,9 @@ int ty_context_new(ty_model *m, const ty_context_params *params, ty_context **ou
     static const uint32_t KV_TYPES[] = {TY_TYPE_F16, TY_TYPE_F32, TY_TYPE_F16, TY_TYPE_Q8_0};
     uint32_t kv = p.kv_type == TY_KV_DEFAULT && m->be_cfg.exact_math ? TY_TYPE_F32 : KV_TYPES[p.kv_type];
     if (!rc) rc = ty_forward_init(&c->fw, &m->desc, c->be, n_ctx, n_batch, kv, &err);
+    if (!rc && !(c->tokens = malloc(sizeof *c->tokens * (size_t)n_ctx)))
+        rc = ty_seterr(&err, TY_ERR_NOMEM, "out of memory for a context of %lld tokens", (long long)n_ctx);
+    if (!rc) rc = new_draft_context(c, &p, &err);
     if (rc) {
         ty_export_error(&err, errmsg);
         ty_context_free(c);
@@ -54,6 +82,8 @@ int ty_context_new(ty_model *m, const ty_context_params *params, ty_context **ou
 
 void ty_context_free(ty_context *c) {
     if (!c) return;
+    ty_context_free(c->draft);
+    free(c->tokens);
     ty_forward_free(&c->fw);
     if (c->be) c->be->ops->destroy(c->be);
     free(c->logits);
@@ -106,13 +136,34 @@ int ty_context_eval(ty_context *c, const ty_token *tokens, int64_t n, int logits
         int64_t m = n - done < c->fw.n_batch ? n - done : c->fw.n_batch;
         float *dst = all ? c->logits + done * V : c->logits;
         ty_forward_batch(&c->fw, tokens + done, m, c->n_past, all, dst);
+        memcpy(c->tokens + c->n_past, tokens + done, sizeof *tokens * (size_t)m);
         c->n_past += m;
         done += m;
     }
     c->n_logits = all ? n : 1;
     c->logits_all = all;
     c->n_last_eval = n;
+    /* a device backend's ops cannot return errors; a failed one leaves NaN logits behind */
+    if (c->be->ops->status) {
+        int st = c->be->ops->status(c->be, &c->err);
+        if (st) {
+            c->n_logits = 0;
+            return st;
+        }
+    }
     return TY_OK;
+}
+
+int ty_context_fill_synthetic(ty_context *c, int64_t n, uint64_t seed) {
+    if (!c || n < 0) return TY_ERR_INVALID_ARG;
+    if (n > c->fw.n_ctx - c->n_past)
+        return ty_seterr(&c->err, TY_ERR_CONTEXT_FULL, "%lld synthetic positions do not fit in the context (%lld of %lld used)",
+                         (long long)n, (long long)c->n_past, (long long)c->fw.n_ctx);
+    ty_forward_fill_synthetic(&c->fw, c->n_past, n, seed);
+    for (int64_t i = 0; i < n; i++) c->tokens[c->n_past + i] = -1; /* no real token there */
+    c->n_past += n;
+    c->n_logits = 0;
+    return c->be->ops->status ? c->be->ops->status(c->be, &c->err) : TY_OK;
 }
 
 int ty_context_logits(ty_context *c, int64_t i, const float **logits) {
@@ -128,9 +179,15 @@ int ty_context_logits(ty_context *c, int64_t i, const float **logits) {
     return TY_OK;
 }
 
+void ty_context_set_draft_oracle(ty_context *c, ty_draft_oracle fn, void *user) {
+    c->oracle = fn;
+    c->oracle_user = user;
+}
+
 int ty_generate(ty_context *c, ty_sampler *s, const ty_token *prompt, int64_t n_prompt,
                 int64_t n_predict, ty_token_callback cb, void *user, ty_generate_stats *stats) {
     if (!c || !s || (!prompt && n_prompt)) return TY_ERR_INVALID_ARG;
+    if (c->draft || c->lookup) return ty_generate_speculative(c, s, prompt, n_prompt, n_predict, cb, user, stats);
     ty_generate_stats st = {.n_prompt = n_prompt};
     const ty_model *m = c->model;
     const ty_token eos = ty_tokenizer_eos(m->tok);

@@ -21,18 +21,43 @@ struct ty_model {
     ty_err err;
 };
 
+/* Benchmarks only: replaces the draft model's proposal for sequence position pos (the draft still
+ * runs at its full cost, and the replacement is what it is fed). */
+typedef ty_token (*ty_draft_oracle)(void *user, int64_t pos, ty_token proposed);
+
 struct ty_context {
     ty_model *model;
     ty_backend *be;
     ty_forward fw;
     int64_t n_past;
+    ty_token *tokens;   /* the token at each cached position (-1: synthetic), n_ctx entries */
     float *logits;      /* host: n_logits rows of n_vocab */
     int64_t n_logits;   /* rows held from the last eval */
     int64_t logits_cap; /* rows allocated */
     int logits_all;
     int64_t n_last_eval;
+    /* speculative decoding (speculative.c) */
+    ty_context *draft;  /* the draft model's context, or NULL */
+    int draft_min, draft_max, lookup;
+    ty_draft_oracle oracle;
+    void *oracle_user;
     ty_err err;
 };
+
+/* Benchmarks only: appends n positions of synthetic K/V (ty_forward_fill_synthetic) to the
+ * context, as if n tokens had been evaluated; the logits are dropped. */
+int ty_context_fill_synthetic(ty_context *c, int64_t n, uint64_t seed);
+
+/* Benchmarks only: see ty_draft_oracle (NULL turns it off). */
+void ty_context_set_draft_oracle(ty_context *c, ty_draft_oracle fn, void *user);
+
+/* ty_generate for a context with a draft model or prompt lookup (speculative.c). */
+int ty_generate_speculative(ty_context *c, ty_sampler *s, const ty_token *prompt, int64_t n_prompt,
+                            int64_t n_predict, ty_token_callback cb, void *user,
+                            ty_generate_stats *stats);
+
+/* Weight bytes one decode step reads (ty_model_info.bytes_per_token). */
+uint64_t ty_model_bytes_per_token(const ty_model *m);
 
 /* Copies err into a newly malloc'd string for an errmsg out-parameter (NULL-safe). */
 void ty_export_error(const ty_err *err, char **errmsg);

@@ -75,6 +75,13 @@ void ty_model_close(ty_model *m) {
 
 const char *ty_model_errmsg(const ty_model *m) { return m ? m->err.msg : "no model"; }
 
+uint64_t ty_model_bytes_per_token(const ty_model *m) {
+    /* all weights but the embedding table, of which one row (unless the output matrix is it) */
+    const ty_weight *emb = &m->desc.tok_embd;
+    return m->desc.weight_bytes + emb->row_bytes -
+           (m->desc.output.data == emb->data ? 0 : emb->row_bytes * (uint64_t)emb->ne1);
+}
+
 int ty_model_get_info(const ty_model *m, ty_model_info *info) {
     if (!m || !info) return TY_ERR_INVALID_ARG;
     const ty_hparams *hp = &m->desc.hp;
@@ -94,9 +101,7 @@ int ty_model_get_info(const ty_model *m, ty_model_info *info) {
     info->n_params = m->desc.n_params;
     info->weight_bytes = m->desc.weight_bytes;
     info->file_bytes = gguf_file_size(m->file);
-    const ty_weight *emb = &m->desc.tok_embd;
-    info->bytes_per_token = m->desc.weight_bytes + emb->row_bytes -
-                            (m->desc.output.data == emb->data ? 0 : emb->row_bytes * (uint64_t)emb->ne1);
+    info->bytes_per_token = ty_model_bytes_per_token(m);
     info->file_type = ty_file_type_name(m->desc.file_type);
     info->tokenizer = "llama";
     info->add_bos = ty_tokenizer_add_bos(m->tok);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trainyard.h"
+#include "generate/sampling.h"
 
 typedef struct candidate {
     float logit;
@@ -20,6 +20,7 @@ struct ty_sampler {
     int32_t n_recent, head;
     candidate *cand;
     int64_t cand_cap;
+    ty_token_dist dist; /* scratch of ty_sampler_sample */
 };
 
 ty_sampler_params ty_sampler_default_params(void) {
@@ -51,6 +52,7 @@ void ty_sampler_free(ty_sampler *s) {
     if (!s) return;
     free(s->recent);
     free(s->cand);
+    ty_token_dist_free(&s->dist);
     free(s);
 }
 
@@ -75,6 +77,25 @@ static int by_logit_desc(const void *a, const void *b) {
     return x->id - y->id; /* ties: lower id first, so the order is total and deterministic */
 }
 
+/* Leaves in c[0..k) the k first candidates of the by_logit_desc order, sorted, as a full sort
+ * would (the rest of c is left undefined): the first k sorted, then one pass that inserts each
+ * later candidate better than the k-th. Cheap for the small k of top-k sampling. */
+static void sort_top_k(candidate *c, int64_t n, int64_t k) {
+    qsort(c, (size_t)k, sizeof *c, by_logit_desc);
+    for (int64_t i = k; i < n; i++) {
+        if (by_logit_desc(&c[i], &c[k - 1]) >= 0) continue;
+        int64_t lo = 0, hi = k - 1; /* the first position c[i] precedes */
+        while (lo < hi) {
+            int64_t mid = (lo + hi) / 2;
+            if (by_logit_desc(&c[i], &c[mid]) < 0) hi = mid;
+            else lo = mid + 1;
+        }
+        candidate x = c[i];
+        memmove(c + lo + 1, c + lo, sizeof *c * (size_t)(k - 1 - lo));
+        c[lo] = x;
+    }
+}
+
 /* Softmax probabilities of the first n (sorted) candidates at temperature t into p. */
 static void softmax(const candidate *c, int64_t n, float t, double *p) {
     double sum = 0;
@@ -82,8 +103,58 @@ static void softmax(const candidate *c, int64_t n, float t, double *p) {
     for (int64_t i = 0; i < n; i++) p[i] /= sum;
 }
 
-int ty_sampler_sample(ty_sampler *s, const float *logits, int64_t n_vocab, ty_token *out) {
-    if (!s || !logits || !out || n_vocab <= 0) return TY_ERR_INVALID_ARG;
+/* ---- distributions ---------------------------------------------------------------------------- */
+
+void ty_token_dist_free(ty_token_dist *d) {
+    if (!d) return;
+    free(d->id);
+    free(d->p);
+    memset(d, 0, sizeof *d);
+}
+
+static int dist_reserve(ty_token_dist *d, int64_t n) {
+    if (n <= d->cap) return TY_OK;
+    ty_token *id = realloc(d->id, sizeof *id * (size_t)n);
+    if (!id) return TY_ERR_NOMEM;
+    d->id = id;
+    double *p = realloc(d->p, sizeof *p * (size_t)n);
+    if (!p) return TY_ERR_NOMEM;
+    d->p = p;
+    d->cap = n;
+    return TY_OK;
+}
+
+int ty_token_dist_copy(ty_token_dist *dst, const ty_token_dist *src) {
+    if (dist_reserve(dst, src->n)) return TY_ERR_NOMEM;
+    memcpy(dst->id, src->id, sizeof *src->id * (size_t)src->n);
+    memcpy(dst->p, src->p, sizeof *src->p * (size_t)src->n);
+    dst->n = src->n;
+    return TY_OK;
+}
+
+double ty_token_dist_prob(const ty_token_dist *d, ty_token tok) {
+    for (int64_t i = 0; i < d->n; i++)
+        if (d->id[i] == tok) return d->p[i];
+    return 0;
+}
+
+ty_token ty_token_dist_pick(const ty_token_dist *d, double u) {
+    double cum = 0;
+    for (int64_t i = 0; i < d->n; i++) {
+        cum += d->p[i];
+        if (u < cum) return d->id[i];
+    }
+    return d->id[d->n - 1];
+}
+
+double ty_sampler_uniform(ty_sampler *s) { return next_uniform(s); }
+bool ty_sampler_is_greedy(const ty_sampler *s) { return s->p.temperature <= 0; }
+ty_sampler_params ty_sampler_get_params(const ty_sampler *s) { return s->p; }
+
+/* ---- sampling -------------------------------------------------------------------------------- */
+
+int ty_sampler_dist(ty_sampler *s, const float *logits, int64_t n_vocab, ty_token_dist *d) {
+    if (!s || !logits || !d || n_vocab <= 0) return TY_ERR_INVALID_ARG;
     if (n_vocab > s->cand_cap) {
         candidate *c = realloc(s->cand, sizeof *c * (size_t)n_vocab);
         if (!c) return TY_ERR_NOMEM;
@@ -110,14 +181,22 @@ int ty_sampler_sample(ty_sampler *s, const float *logits, int64_t n_vocab, ty_to
         int64_t best = 0;
         for (int64_t i = 1; i < n_vocab; i++)
             if (c[i].logit > c[best].logit) best = i;
-        *out = c[best].id;
+        if (dist_reserve(d, 1)) return TY_ERR_NOMEM;
+        d->id[0] = c[best].id;
+        d->p[0] = 1.0;
+        d->n = 1;
         return TY_OK;
     }
     int64_t n = n_vocab;
-    qsort(c, (size_t)n, sizeof *c, by_logit_desc);
-    if (s->p.top_k > 0 && s->p.top_k < n) n = s->p.top_k;
-    double *p = malloc(sizeof *p * (size_t)n);
-    if (!p) return TY_ERR_NOMEM;
+    if (s->p.top_k > 0 && s->p.top_k < n && s->p.top_k <= 256) {
+        n = s->p.top_k;
+        sort_top_k(c, n_vocab, n);
+    } else {
+        qsort(c, (size_t)n, sizeof *c, by_logit_desc);
+        if (s->p.top_k > 0 && s->p.top_k < n) n = s->p.top_k;
+    }
+    if (dist_reserve(d, n)) return TY_ERR_NOMEM;
+    double *p = d->p;
     if (s->p.top_p < 1.0f) {
         softmax(c, n, 1.0f, p);
         double cum = 0;
@@ -136,13 +215,15 @@ int ty_sampler_sample(ty_sampler *s, const float *logits, int64_t n_vocab, ty_to
         n = keep;
     }
     softmax(c, n, s->p.temperature, p);
-    double u = next_uniform(s), cum = 0;
-    int64_t pick = n - 1;
-    for (int64_t i = 0; i < n; i++) {
-        cum += p[i];
-        if (u < cum) { pick = i; break; }
-    }
-    *out = c[pick].id;
-    free(p);
+    for (int64_t i = 0; i < n; i++) d->id[i] = c[i].id;
+    d->n = n;
+    return TY_OK;
+}
+
+int ty_sampler_sample(ty_sampler *s, const float *logits, int64_t n_vocab, ty_token *out) {
+    if (!s || !logits || !out || n_vocab <= 0) return TY_ERR_INVALID_ARG;
+    int rc = ty_sampler_dist(s, logits, n_vocab, &s->dist);
+    if (rc) return rc;
+    *out = s->p.temperature <= 0 ? s->dist.id[0] : ty_token_dist_pick(&s->dist, next_uniform(s));
     return TY_OK;
 }

@@ -92,4 +92,9 @@ typedef struct ty_tokenizer_vocab {
 /* TY_ERR_FORMAT if the arrays are inconsistent (ids out of range, unknown token types). */
 int ty_tokenizer_new(const ty_tokenizer_vocab *v, ty_tokenizer **out, ty_err *err);
 
+/* True if `other` gives every id the meaning `ref` gives it: same count, pieces, types, scores,
+ * BOS and EOS. Otherwise writes the first difference into why ("32000 vs 32768 tokens", other's
+ * value first) and returns false. */
+bool ty_tokenizer_same_vocab(const ty_tokenizer *ref, const ty_tokenizer *other, char *why, size_t cap);
+
 #endif
