@@ -53,6 +53,15 @@ __attribute__((target("avx2,fma,f16c"))) static void axpy_f16_avx2(float *o, flo
     }
 }
 
+/* One head's slice of a cache row is 256 bytes of a 2 KiB row (all KV heads interleaved): a stride
+ * the hardware prefetcher does not follow, so at 4k keys each key waited for memory twice (K, V)
+ * and attention cost as much as all the weights (tg at 4k depth: 1.60 tokens/s; 8 rows ahead 2.47,
+ * 16 rows ahead 2.67). A prefetch past the cache's end is harmless: it never faults. */
+#define PREFETCH_KEYS 16
+static inline void prefetch_head(uintptr_t p, int64_t bytes) { /* an address, maybe past the cache */
+    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)(p + (uintptr_t)o), _MM_HINT_T0);
+}
+
 /* The AVX2 kernel set is chosen only on CPUs with AVX2, FMA and F16C. */
 static int have_f16c(void) { return ty_kernels_best() != ty_kernels_scalar(); }
 #endif
@@ -89,6 +98,7 @@ void ty_attn_tiled(const ty_attn_args *a, int64_t begin, int64_t end, float *scr
 #ifdef TY_X86
                 if (fast_f16) {
                     const uint16_t *k = (const uint16_t *)((const uint8_t *)a->k + (uint64_t)(p0 + j) * a->row_bytes) + kvh * hd;
+                    prefetch_head((uintptr_t)k + PREFETCH_KEYS * a->row_bytes, hd * 2);
                     for (int64_t i = 0; i < g; i++) s[i * TY_ATTN_TILE + j] = dot_f16_avx2(q + i * hd, k, hd) * scale;
                     continue;
                 }
@@ -112,6 +122,7 @@ void ty_attn_tiled(const ty_attn_args *a, int64_t begin, int64_t end, float *scr
 #ifdef TY_X86
                 if (fast_f16) {
                     const uint16_t *v = (const uint16_t *)((const uint8_t *)a->v + (uint64_t)(p0 + j) * a->row_bytes) + kvh * hd;
+                    prefetch_head((uintptr_t)v + PREFETCH_KEYS * a->row_bytes, hd * 2);
                     for (int64_t i = 0; i < g; i++) axpy_f16_avx2(o + i * hd, s[i * TY_ATTN_TILE + j], v, hd);
                     continue;
                 }
