@@ -320,6 +320,14 @@ __global__ void k_attn_combine(const float *__restrict__ part, int n_splits, flo
     out[((int64_t)t * gridDim.x + h) * FA_HD + d] = o / L;
 }
 
+/* The prompt tiles need more than the default 48 KiB of shared memory: allowed once per backend. */
+bool cu_attention_prepare(cuda_backend *c) {
+    return CU_OK(c, cudaFuncSetAttribute(k_attention_tiles<TY_TYPE_F16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)FA_SMEM)) &&
+           CU_OK(c, cudaFuncSetAttribute(k_attention_tiles<TY_TYPE_F32>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)FA_SMEM));
+}
+
 void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
                          uint64_t row_bytes, int64_t n, int64_t pos0, int64_t n_head, int64_t n_head_kv,
                          int64_t head_dim, float *out) {
@@ -351,11 +359,9 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
     if (n >= FA_BQ / 2 && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
         dim3 g((unsigned)((n + FA_BQ - 1) / FA_BQ), (unsigned)n_head);
         if (kv_type == TY_TYPE_F16) {
-            cudaFuncSetAttribute(k_attention_tiles<TY_TYPE_F16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FA_SMEM);
             k_attention_tiles<TY_TYPE_F16><<<g, FA_THREADS, FA_SMEM, c->stream>>>(q, k, v, row_bytes, pos0, (int)n, (int)n_head,
                                                                                 (int)n_head_kv, scale, out);
         } else {
-            cudaFuncSetAttribute(k_attention_tiles<TY_TYPE_F32>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FA_SMEM);
             k_attention_tiles<TY_TYPE_F32><<<g, FA_THREADS, FA_SMEM, c->stream>>>(q, k, v, row_bytes, pos0, (int)n, (int)n_head,
                                                                                 (int)n_head_kv, scale, out);
         }

@@ -227,17 +227,15 @@ static int ensure_xq(cuda_backend *c, const ty_hparams *hp, ty_err *err) {
         c->xq_mem = NULL;
         c->xq_cap = 0;
     }
-    /* per token row: q need bytes; d32, s32: need / 32 each; s16: need / 16; dk: need / 256 */
+    /* per token row: q need bytes; d32: need / 32; s16: need / 16; dk: need / 256 */
     const size_t T = CU_MV_MAX_TOKENS;
-    const size_t bytes = T * ((size_t)need + 4 * (size_t)(need / 32) * 2 + 4 * (size_t)(need / 16) + 4 * (size_t)(need / 256)) + 64;
+    const size_t bytes = T * ((size_t)need + 4 * (size_t)(need / 32) + 4 * (size_t)(need / 16) + 4 * (size_t)(need / 256)) + 64;
     int rc = cu_alloc_zeroed(c, bytes, &c->xq_mem, "the 8-bit activation buffer", err);
     if (rc) return rc;
     uint8_t *p = (uint8_t *)c->xq_mem;
     c->xq.q = (int8_t *)p;
     p += T * need;
     c->xq.d32 = (float *)p;
-    p += T * 4 * (need / 32);
-    c->xq.s32 = (int *)p;
     p += T * 4 * (need / 32);
     c->xq.s16 = (int *)p;
     p += T * 4 * (need / 16);
@@ -282,6 +280,7 @@ static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int
     if (!rc) rc = ensure_xq(c, hp, err);
     if (!rc) rc = cu_gemm_reserve(c, n_batch, err);
     if (!rc) rc = ensure_attn_part(c, hp, n_ctx, n_batch < CU_MV_MAX_TOKENS ? n_batch : CU_MV_MAX_TOKENS, err);
+    if (!rc && !cu_attention_prepare(c)) rc = ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg);
     return rc;
 }
 

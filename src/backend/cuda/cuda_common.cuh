@@ -45,7 +45,7 @@ typedef struct cu_alloc {
 typedef struct cu_q8act {
     int8_t *q;
     float *d32, *dk;
-    int *s32, *s16;
+    int *s16;
     int stride; /* elements per token row (a multiple of 256); rows for up to CU_MV_MAX_TOKENS tokens */
 } cu_q8act;
 
@@ -147,6 +147,7 @@ void cu_launch_rope(cuda_backend *c, float *x, int64_t n, int64_t n_head, int64_
                     int64_t pos0);
 void cu_launch_kv_store(cuda_backend *c, uint8_t *dst, uint32_t kv_type, int64_t kv_dim, int64_t n,
                         const float *src);
+bool cu_attention_prepare(cuda_backend *c);
 void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
                          uint64_t row_bytes, int64_t n, int64_t pos0, int64_t n_head, int64_t n_head_kv,
                          int64_t head_dim, float *out);

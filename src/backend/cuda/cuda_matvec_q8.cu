@@ -10,13 +10,12 @@
  *   q[e]      int8, element e
  *   d32[g]    Q8_0 scale of 32-group g, the f16-rounded value as float
  *   dk[b]     Q8_K scale of 256-block b (float)
- *   s32[g]    Q8_K: sum of q over 32-group g (Q8_K's bsums, two at a time)
  *   s16[h]    Q8_K: sum of q over 16-group h (Q8_K's bsums)
  *
- * Matrix-vector: one warp per row, QV_WARPS rows per block. A row is cut into tasks (a Q4_0/Q8_0/
- * Q4_K block, a quarter of a Q5_K block, 64 elements of a Q6_K block); lane i takes tasks i, i+32,
- * ..., so a warp's loads cover consecutive bytes of the row. Lane sums are float, then a shuffle
- * reduction. */
+ * Matrix-vector: one warp per row, QV_WARPS rows per block. Q4_0/Q8_0/Q6_K rows are cut into
+ * tasks (a Q4_0/Q8_0 block, 64 elements of a Q6_K block); lane i takes tasks i, i+32, ..., so a
+ * warp's loads cover consecutive bytes of the row. Q4_K/Q5_K use the k-sliced kernel below. Lane
+ * sums are float, then a shuffle reduction. */
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_quant.cuh"
 
@@ -26,8 +25,7 @@
 /* The activations of token t. */
 __device__ __forceinline__ cu_q8act q8_row(const cu_q8act &a, int t) {
     const int st = a.stride;
-    return cu_q8act{a.q + (int64_t)t * st, a.d32 + t * (st / 32), a.dk + t * (st / 256), a.s32 + t * (st / 32),
-                    a.s16 + t * (st / 16), st};
+    return cu_q8act{a.q + (int64_t)t * st, a.d32 + t * (st / 32), a.dk + t * (st / 256), a.s16 + t * (st / 16), st};
 }
 
 /* ---- quantizing the activations (one token per blockIdx.y) ------------------------------------ */
@@ -89,8 +87,6 @@ __global__ void k_quantize_q8_K(const float *__restrict__ x, int ne0, cu_q8act a
     *(uint2 *)(a.q + b * 256 + lane * 8) = make_uint2(packed[0], packed[1]);
     s += __shfl_xor_sync(FULL_MASK, s, 1);
     if (lane % 2 == 0) a.s16[b * 16 + lane / 2] = s;
-    s += __shfl_xor_sync(FULL_MASK, s, 2);
-    if (lane % 4 == 0) a.s32[b * 8 + lane / 4] = s;
 }
 
 /* ---- per-type tasks ------------------------------------------------------------------------- */
@@ -105,7 +101,7 @@ __device__ __forceinline__ int4 ld_i4(const int8_t *p) { return *(const int4 *)p
 /* Q4_0: d (f16), qs[16]: element j is the low nibble of qs[j], element j + 16 the high one; value
  * q - 8. One task per block. Blocks are 18 bytes: 2-byte aligned. */
 template <> struct q8task<TY_TYPE_Q4_0> {
-    static constexpr int TASKS = 1, LANES = 32;
+    static constexpr int TASKS = 1;
     static __device__ __forceinline__ float dot(const uint8_t *w, int, const cu_q8act &a, int b) {
         uint32_t qs[4];
         ld_bytes_a2<16>(w + 2, qs);
@@ -124,7 +120,7 @@ template <> struct q8task<TY_TYPE_Q4_0> {
 
 /* Q8_0: d (f16), qs[32] int8. One task per block; 34-byte blocks, 2-byte aligned. */
 template <> struct q8task<TY_TYPE_Q8_0> {
-    static constexpr int TASKS = 1, LANES = 32;
+    static constexpr int TASKS = 1;
     static __device__ __forceinline__ float dot(const uint8_t *w, int, const cu_q8act &a, int b) {
         uint32_t qs[8];
         ld_bytes_a2<32>(w + 2, qs);
@@ -151,95 +147,12 @@ __device__ __forceinline__ void k4_sc_mn(const uint32_t (&s)[3], int j, int &sc,
     }
 }
 
-/* Q4_K (144 bytes: d, dmin, scales[12], qs[128]); task j = elements 64j..64j+63: the low nibbles
- * of qs[32j..32j+31] (sub-block 2j) and their high nibbles (sub-block 2j+1). Value d * sc * q -
- * dmin * mn. Blocks are 16-byte aligned (144 = 9 * 16). */
-template <int T> __device__ __forceinline__ float k45_dot(const uint8_t *w, int j, const cu_q8act &a, int b) {
-    const uint8_t *qsp = w + (T == TY_TYPE_Q5_K ? 48 : 16) + 32 * j;
-    const uint4 q0 = *(const uint4 *)qsp, q1 = *(const uint4 *)(qsp + 16);
-    const uint32_t qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
-    uint32_t hw[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    if (T == TY_TYPE_Q5_K) { /* qh[32] at 16: bit 2j of qh[l] is the 5th bit of element 64j + l */
-        const uint4 h0 = *(const uint4 *)(w + 16), h1 = *(const uint4 *)(w + 32);
-        const uint32_t hh[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
-#pragma unroll
-        for (int i = 0; i < 8; i++) hw[i] = hh[i] >> (2 * j);
-    }
-    uint32_t s[3];
-    ld_bytes_a4<12>(w + 4, s);
-    const int8_t *y = a.q + b * 256 + 64 * j;
-    int lo = 0, hi = 0;
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        const int4 ylo = ld_i4(y + 16 * (i / 4)), yhi = ld_i4(y + 32 + 16 * (i / 4));
-        const uint32_t l = (qw[i] & 0x0F0F0F0Fu) | ((hw[i] & 0x01010101u) << 4);
-        const uint32_t h = ((qw[i] >> 4) & 0x0F0F0F0Fu) | (((hw[i] >> 1) & 0x01010101u) << 4);
-        lo = __dp4a((int)l, I4(ylo, i % 4), lo);
-        hi = __dp4a((int)h, I4(yhi, i % 4), hi);
-    }
-    int sc0, mn0, sc1, mn1;
-    k4_sc_mn(s, 2 * j, sc0, mn0);
-    k4_sc_mn(s, 2 * j + 1, sc1, mn1);
-    const int S = sc0 * lo + sc1 * hi;
-    const int M = mn0 * a.s32[b * 8 + 2 * j] + mn1 * a.s32[b * 8 + 2 * j + 1];
-    const float dk = a.dk[b];
-    return dk * ld_f16(w) * (float)S - dk * ld_f16(w + 2) * (float)M;
-}
-
-/* Q4_K, one whole block per task (the lane has all 144 bytes in flight at once: 9 16-byte loads,
- * which a quarter-block task could not keep the memory busy with; measured 0.9 TB/s that way).
- * Sub-block k of chunk j (k = 2j low nibbles, 2j + 1 high nibbles) of qs[32j..32j+31]. */
-template <> struct q8task<TY_TYPE_Q4_K> {
-    static constexpr int TASKS = 1, LANES = 16; /* a 4096-wide row is 16 blocks: two rows per warp */
-    static __device__ __forceinline__ float dot(const uint8_t *w, int, const cu_q8act &a, int b) {
-        const uint4 *bp = (const uint4 *)w;
-        const uint4 hd = bp[0];
-        uint4 q[8];
-#pragma unroll
-        for (int i = 0; i < 8; i++) q[i] = bp[1 + i];
-        const uint32_t s[3] = {hd.y, hd.z, hd.w};
-        const int8_t *y = a.q + b * 256;
-        int S = 0, M = 0;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const uint32_t qw[8] = {q[2 * j].x, q[2 * j].y, q[2 * j].z, q[2 * j].w,
-                                    q[2 * j + 1].x, q[2 * j + 1].y, q[2 * j + 1].z, q[2 * j + 1].w};
-            const int4 yl0 = ld_i4(y + 64 * j), yl1 = ld_i4(y + 64 * j + 16);
-            const int4 yh0 = ld_i4(y + 64 * j + 32), yh1 = ld_i4(y + 64 * j + 48);
-            const int yl[8] = {yl0.x, yl0.y, yl0.z, yl0.w, yl1.x, yl1.y, yl1.z, yl1.w};
-            const int yh[8] = {yh0.x, yh0.y, yh0.z, yh0.w, yh1.x, yh1.y, yh1.z, yh1.w};
-            int lo = 0, hi = 0;
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                lo = __dp4a((int)(qw[i] & 0x0F0F0F0Fu), yl[i], lo);
-                hi = __dp4a((int)((qw[i] >> 4) & 0x0F0F0F0Fu), yh[i], hi);
-            }
-            int sc0, mn0, sc1, mn1;
-            k4_sc_mn(s, 2 * j, sc0, mn0);
-            k4_sc_mn(s, 2 * j + 1, sc1, mn1);
-            S += sc0 * lo + sc1 * hi;
-            M += mn0 * a.s32[b * 8 + 2 * j] + mn1 * a.s32[b * 8 + 2 * j + 1];
-        }
-        const float dk = a.dk[b];
-        const __half2 dm = *(const __half2 *)&hd.x;
-        return dk * __low2float(dm) * (float)S - dk * __high2float(dm) * (float)M;
-    }
-};
-
-/* Q5_K (176 bytes: d, dmin, scales[12], qh[32], qs[128]); as Q4_K plus a 5th bit. 16-byte aligned. */
-template <> struct q8task<TY_TYPE_Q5_K> {
-    static constexpr int TASKS = 4, LANES = 32;
-    static __device__ __forceinline__ float dot(const uint8_t *w, int j, const cu_q8act &a, int b) {
-        return k45_dot<TY_TYPE_Q5_K>(w, j, a, b);
-    }
-};
-
 /* Q6_K (210 bytes: ql[128], qh[64], scales[16] int8, d): half h, l = 0..31: elements 128h + 32k + l
  * are the low nibbles of ql[64h + l] (k = 0), ql[64h + 32 + l] (k = 1), their high nibbles (k = 2,
  * 3), with 2 high bits at bits 2k of qh[32h + l]; value q - 32, scale per 16 elements. Task (h, g):
  * l = 16g..16g+15 of half h for all four k (4 scales). Blocks are 2-byte aligned. */
 template <> struct q8task<TY_TYPE_Q6_K> {
-    static constexpr int TASKS = 4, LANES = 32;
+    static constexpr int TASKS = 4;
     static __device__ __forceinline__ float dot(const uint8_t *w, int t, const cu_q8act &a, int b) {
         const int h = t >> 1, g = t & 1;
         uint32_t A[4], B[4], H[4];
@@ -268,15 +181,14 @@ template <> struct q8task<TY_TYPE_Q6_K> {
 
 /* ---- the matrix-vector kernel ------------------------------------------------------------------ */
 
-/* LANES lanes per row (32 / LANES rows per warp); inactive rows still join the shuffles. NT tokens
- * (n of them real): each task's weights are read once from memory (the other tokens' reads of the
- * same bytes hit L1). */
+/* One warp per row. NT tokens (n of them real): each task's weights are read once from memory (the
+ * other tokens' reads of the same bytes hit L1). */
 template <int T, int NT>
 __global__ void __launch_bounds__(QV_WARPS * 32)
     k_matvec_q8(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, int n, float *__restrict__ y) {
-    constexpr int TPB = q8task<T>::TASKS, TS = qt<T>::TS, LPR = q8task<T>::LANES;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, sl = lane % LPR;
-    const int row = (blockIdx.x * QV_WARPS + warp) * (32 / LPR) + lane / LPR;
+    constexpr int TPB = q8task<T>::TASKS, TS = qt<T>::TS;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int row = blockIdx.x * QV_WARPS + warp;
     const bool active = row < ne1;
     const uint8_t *wr = W + (uint64_t)(active ? row : 0) * pitch;
     const int n_tasks = active ? nb * TPB : 0;
@@ -284,7 +196,7 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.f;
 #pragma unroll 2
-    for (int k = sl; k < n_tasks; k += LPR) {
+    for (int k = lane; k < n_tasks; k += 32) {
         const int b = k / TPB;
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] += q8task<T>::dot(wr + (uint64_t)b * TS, k % TPB, q8_row(a, t), b);
@@ -292,8 +204,8 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
 #pragma unroll
     for (int t = 0; t < NT; t++) {
 #pragma unroll
-        for (int off = LPR / 2; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(FULL_MASK, acc[t], off);
-        if (sl == 0 && active && t < n) y[(int64_t)t * ne1 + row] = acc[t];
+        for (int off = 16; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(FULL_MASK, acc[t], off);
+        if (lane == 0 && active && t < n) y[(int64_t)t * ne1 + row] = acc[t];
     }
 }
 
@@ -391,13 +303,12 @@ bool cu_matvec_q8_supported(uint32_t type) {
 template <int T, int NT>
 static void launch_nt(cuda_backend *c, const cu_weight *w, int nb, int n, float *y) {
     const int ne1 = (int)w->ne1;
-    if (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) {
+    if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) {
         const int krows = QV_WARPS / K45_SPLIT;
         k_matvec_q8_k45<T, NT><<<(unsigned)((ne1 + krows - 1) / krows), QV_WARPS * 32, 0, c->stream>>>(
             w->dev, w->pitch, nb, ne1, c->xq, n, y);
     } else {
-        const int rows = QV_WARPS * (32 / q8task<T>::LANES);
-        k_matvec_q8<T, NT><<<(unsigned)((ne1 + rows - 1) / rows), QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb,
+        k_matvec_q8<T, NT><<<(unsigned)((ne1 + QV_WARPS - 1) / QV_WARPS), QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb,
                                                                                                  ne1, c->xq, n, y);
     }
 }
