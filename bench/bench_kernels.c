@@ -162,7 +162,7 @@ static void fill_weights(uint32_t t, uint8_t *w, int64_t rows) {
 }
 
 /* Seconds per matmul of rows x K weights by n_tok activation rows (y[t * rows + r]), over >= 10 ms;
- * multi: vec_dot_multi per row, else vec_dot per (row, token). */
+ * multi: one vec_dot_multi call for all rows, else vec_dot per (row, token). */
 static double time_matmul(const ty_kernels *k, uint32_t t, int mode, const uint8_t *w, int64_t rows,
                           const uint8_t *a, size_t a_stride, int64_t n_tok, float *y) {
     const size_t rb = ty_row_size(t, K);
@@ -174,15 +174,13 @@ static double time_matmul(const ty_kernels *k, uint32_t t, int mode, const uint8
         for (int64_t t0k = 0; t0k < n_tok; t0k += tb) {
             const int64_t nt = n_tok - t0k < tb ? n_tok - t0k : tb;
             const uint8_t *ab = a + (size_t)t0k * a_stride;
-            for (int64_t r = 0; r < rows; r++) {
-                const uint8_t *wr = w + (size_t)r * rb;
-                float *yr = y + t0k * rows + r;
-                if (mode) {
-                    k->vec_dot_multi[t](K, yr, rows, wr, ab, a_stride, nt);
-                } else {
-                    for (int64_t j = 0; j < nt; j++) k->vec_dot[t](K, yr + j * rows, wr, ab + (size_t)j * a_stride);
-                }
+            if (mode) {
+                k->vec_dot_multi[t](K, y + t0k * rows, rows, w, rb, rows, ab, a_stride, nt);
+                continue;
             }
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < nt; j++)
+                    k->vec_dot[t](K, y + (t0k + j) * rows + r, w + (size_t)r * rb, ab + (size_t)j * a_stride);
         }
         iters++;
         t1 = thread_now();

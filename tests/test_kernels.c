@@ -27,8 +27,8 @@
  *    buffers that end where the row ends, so ASan catches over-reads; results must not depend on
  *    the address.
  *
- * 5. vec_dot_multi (one weight row, n_tok activation rows), in both sets and for every type: each
- *    result has the bits of vec_dot on that row (memcmp), for n = 256, 4096, 14336 and odd block
+ * 5. vec_dot_multi (1-3 weight rows, n_tok activation rows), in both sets and for every type: each
+ *    result has the bits of vec_dot on that pair of rows (memcmp), for n = 256, 4096, 14336 and odd block
  *    counts (1, 3; float types 7, 1001 elements), n_tok = 1..17 (every mix of token groups and
  *    single-row leftovers), odd addresses, activation strides with junk between rows, strided
  *    results with canaries between them. The AVX2 multi kernels replicate the single-row kernels'
@@ -414,11 +414,12 @@ static void test_dots(const ty_kernels *fast, const unsigned long long *seeds, i
  * 5. vec_dot_multi: bit-identical to vec_dot, row by row
  * ================================================================================================ */
 
-/* One weight row times n_tok activation rows; every result must have the bits of k->vec_dot on
- * that row (memcmp), the floats between the strided results must be left alone, and the result
- * must not depend on the group the token falls in (n_tok from 1 to 17 puts a row in a group of 8
- * or 4 or in the single-row tail: 15 = 8 + 4 + 1 + 1 + 1). Activation rows a_stride bytes apart (the row size, or more and
- * odd) in a buffer that ends where the last row ends; odd addresses everywhere. */
+/* n_rows (1-3) weight rows times n_tok activation rows; every result must have the bits of
+ * k->vec_dot on that pair of rows (memcmp), the floats between the strided results must be left
+ * alone, and the result must not depend on the group the token falls in (n_tok from 1 to 17 puts a
+ * row in a group of 8 or 4 or in the single-row tail: 15 = 8 + 4 + 1 + 1 + 1). Weight rows
+ * w_stride and activation rows a_stride bytes apart (the row size, or more and odd) in buffers that
+ * end where the last row ends; odd addresses everywhere. */
 static int test_multi_case(const ty_kernels *k, const type_case *tc, int64_t n, int n_tok, bool from_floats,
                            int si) {
     const uint32_t t = tc->type, vdt = ty_type_get(t)->vec_dot_type;
@@ -426,29 +427,34 @@ static int test_multi_case(const ty_kernels *k, const type_case *tc, int64_t n, 
     const bool f32a = vdt == TY_TYPE_F32;
     const size_t pad = (u32rand() & 1) ? 0 : (f32a ? 4 * (size_t)irand(1, 8) : (size_t)irand(1, 63));
     const size_t a_stride = as + pad;
+    const int n_rows = irand(1, 3);
+    const size_t w_stride = rs + ((u32rand() & 1) ? 0 : (size_t)irand(1, 63));
     const size_t woff = (size_t)irand(0, 63), aoff = f32a ? 4 * (size_t)irand(0, 7) : (size_t)irand(0, 63);
-    row_buf w = row_alloc(rs, woff), a = row_alloc(a_stride * (size_t)(n_tok - 1) + as, aoff);
-    make_weights(tc, w.p, n, from_floats, 0.0f);
+    row_buf w = row_alloc(w_stride * (size_t)(n_rows - 1) + rs, woff);
+    row_buf a = row_alloc(a_stride * (size_t)(n_tok - 1) + as, aoff);
+    for (int r = 0; r < n_rows; r++) make_weights(tc, w.p + (size_t)r * w_stride, n, from_floats, 0.0f);
     for (int i = 0; i < n_tok; i++) make_activation(vdt, a.p + (size_t)i * a_stride, n, 0);
     if (pad) /* junk between the rows: must not be read into any result */
         for (int i = 0; i + 1 < n_tok; i++) memset(a.p + (size_t)i * a_stride + as, 0x5A, pad);
-    const int64_t s_stride = irand(1, 3);
+    const int64_t s_stride = n_rows + irand(0, 2);
     float *s = malloc(sizeof(float) * (size_t)(n_tok * s_stride + 1));
     if (!s) exit(2);
     for (int i = 0; i < n_tok * s_stride + 1; i++) s[i] = -12345.0f; /* canaries */
-    k->vec_dot_multi[t](n, s, s_stride, w.p, a.p, a_stride, n_tok);
+    k->vec_dot_multi[t](n, s, s_stride, w.p, w_stride, n_rows, a.p, a_stride, n_tok);
     int bad = 0;
     for (int i = 0; i < n_tok; i++) {
-        float want = NAN;
-        k->vec_dot[t](n, &want, w.p, a.p + (size_t)i * a_stride);
-        const float got = s[i * s_stride];
-        if (memcmp(&got, &want, sizeof got) != 0) {
-            if (bad++ < 3)
-                CHECK(false, "%s %s vec_dot_multi n=%lld n_tok=%d seed %d: row %d is %.9g (%08x), vec_dot %.9g (%08x)",
-                      k->name, ty_type_name(t), (long long)n, n_tok, si, i, got, ty_f32_to_bits(got), want,
-                      ty_f32_to_bits(want));
+        for (int r = 0; r < n_rows; r++) {
+            float want = NAN;
+            k->vec_dot[t](n, &want, w.p + (size_t)r * w_stride, a.p + (size_t)i * a_stride);
+            const float got = s[i * s_stride + r];
+            if (memcmp(&got, &want, sizeof got) != 0) {
+                if (bad++ < 3)
+                    CHECK(false, "%s %s vec_dot_multi n=%lld n_tok=%d seed %d: token %d row %d is %.9g (%08x), vec_dot %.9g (%08x)",
+                          k->name, ty_type_name(t), (long long)n, n_tok, si, i, r, got, ty_f32_to_bits(got), want,
+                          ty_f32_to_bits(want));
+            }
         }
-        for (int64_t j = 1; j < s_stride; j++)
+        for (int64_t j = n_rows; j < s_stride; j++)
             CHECK(s[i * s_stride + j] == -12345.0f, "%s %s vec_dot_multi wrote between results", k->name, ty_type_name(t));
     }
     CHECK(s[n_tok * s_stride] == -12345.0f, "%s %s vec_dot_multi wrote past the results", k->name, ty_type_name(t));

@@ -26,9 +26,12 @@ SCALAR_DOT(Q2_K) SCALAR_DOT(Q3_K) SCALAR_DOT(Q4_K) SCALAR_DOT(Q5_K) SCALAR_DOT(Q
 /* vec_dot_multi as a loop over a vec_dot: the scalar set, and the AVX2 entries without a
  * multi-token kernel. */
 #define MULTI_OF(NAME, DOT)                                                                          \
-    static void NAME(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, \
-                     int64_t n_tok) {                                                                \
-        for (int64_t t = 0; t < n_tok; t++) DOT(n, s + t * s_stride, w, (const uint8_t *)a + (size_t)t * a_stride); \
+    static void NAME(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows, \
+                     const void *a, size_t a_stride, int64_t n_tok) {                                \
+        for (int64_t r = 0; r < n_rows; r++)                                                         \
+            for (int64_t t = 0; t < n_tok; t++)                                                      \
+                DOT(n, s + t * s_stride + r, (const uint8_t *)w + (size_t)r * w_stride,             \
+                    (const uint8_t *)a + (size_t)t * a_stride);                                      \
     }
 #define SCALAR_MULTI(T) MULTI_OF(scalar_multi_##T, scalar_dot_##T)
 

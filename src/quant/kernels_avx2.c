@@ -24,6 +24,7 @@
 #ifdef TY_HAVE_AVX2_KERNELS
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quant/blocks.h"
@@ -318,15 +319,14 @@ TY_AVX2_INLINE __m256 q5_1_pair(const blk_q5_1 *x, const blk_q8_1 *y, __m256 acc
     return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc);
 }
 
-/* Q8_0: the s16 sums would overflow, so each block keeps its own madd and FMA; the pair only
- * shares the f16 conversion of the scales. */
+/* Q8_0 in the pair layout of the 4-bit formats: the s16 sums of two halves would overflow, so each
+ * half gets its own madd and the two are added in s32 (lanes 0-3: A, 4-7: B); one FMA per pair. */
 TY_AVX2_INLINE __m256 q8_0_pair(const blk_q8_0 *x, const blk_q8_0 *y, __m256 acc, __m128 *extra) {
     (void)extra;
-    const __m128 d = mul_pairs(f16x4(x[0].d, x[1].d, y[0].d, y[1].d));
-    const __m256 sa = _mm256_cvtepi32_ps(dot_i8i8(loadu256(x[0].qs), loadu256(y[0].qs)));
-    const __m256 sb = _mm256_cvtepi32_ps(dot_i8i8(loadu256(x[1].qs), loadu256(y[1].qs)));
-    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), sa, acc);
-    return _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), _mm256_set1_epi32(1)), sb, acc);
+    const __m256i lo = dot_i8i8(load2x128(x[0].qs, x[1].qs), load2x128(y[0].qs, y[1].qs));
+    const __m256i hi = dot_i8i8(load2x128(x[0].qs + 16, x[1].qs + 16), load2x128(y[0].qs + 16, y[1].qs + 16));
+    const __m256 d = spread_pair(mul_pairs(f16x4(x[0].d, x[1].d, y[0].d, y[1].d)));
+    return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi)), acc);
 }
 
 /* Two accumulators over alternate pairs, then a last pair and a last single block. */
@@ -594,22 +594,6 @@ static inline TY_AVX2 __m256 pair_scale(__m128 xd, const uint8_t *ya, const uint
 /* 32-element formats, a pair of blocks x[0], x[1] times the pair at index i of nt activation rows
  * y[k]. Weights in the pair layout of the *_pair functions: [A 0-15 | B 0-15], [A 16-31 | B 16-31]. */
 
-/* The signed-weight formats (Q4_0, Q5_0): lo/hi are the signed values; maddubs_i8's |x| is shared,
- * y's sign flip is per token. */
-TY_AVX2_INLINE void signed_pair_n(__m256i lo, __m256i hi, __m128 xd, const blk_q8_0 *const *y, int64_t i,
-                                  __m256 *acc, int nt) {
-    const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
-    UNROLL
-    for (int k = 0; k < nt; k++) {
-        const blk_q8_0 *yk = y[k] + i;
-        const __m256i p = _mm256_add_epi16(
-            _mm256_maddubs_epi16(alo, _mm256_sign_epi8(load2x128(yk[0].qs, yk[1].qs), lo)),
-            _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(load2x128(yk[0].qs + 16, yk[1].qs + 16), hi)));
-        acc[k] = _mm256_fmadd_ps(pair_scale(xd, yk[0].d, yk[1].d),
-                                 _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc[k]);
-    }
-}
-
 /* The unsigned-weight formats with a min (Q4_1, Q5_1): extra[k] += [mA * sA, mB * sB] as MIN_TERMS. */
 TY_AVX2_INLINE void unsigned_pair_n(__m256i lo, __m256i hi, __m128 xd, __m128 xm, const blk_q8_1 *const *y,
                                     int64_t i, __m256 *acc, __m128 *extra, int nt) {
@@ -622,28 +606,6 @@ TY_AVX2_INLINE void unsigned_pair_n(__m256i lo, __m256i hi, __m128 xd, __m128 xm
         acc[k] = _mm256_fmadd_ps(pair_scale(xd, yk[0].d, yk[1].d),
                                  _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc[k]);
     }
-}
-
-TY_AVX2_INLINE void q4_0_pair_n(const blk_q4_0 *x, const blk_q8_0 *const *y, int64_t i, __m256 *acc,
-                                __m128 *extra, int nt) {
-    (void)extra;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), off = _mm256_set1_epi8(8);
-    const __m256i qs = load2x128(x[0].qs, x[1].qs);
-    const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(qs, m4), off);
-    const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), off);
-    signed_pair_n(lo, hi, f16x2(x[0].d, x[1].d), y, i, acc, nt);
-}
-
-TY_AVX2_INLINE void q5_0_pair_n(const blk_q5_0 *x, const blk_q8_0 *const *y, int64_t i, __m256 *acc,
-                                __m128 *extra, int nt) {
-    (void)extra;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), f0 = _mm256_set1_epi8((char)0xF0);
-    __m256i blo, bhi;
-    q5_pair_bits(x[0].qh, x[1].qh, &blo, &bhi);
-    const __m256i qs = load2x128(x[0].qs, x[1].qs);
-    const __m256i lo = _mm256_or_si256(_mm256_and_si256(qs, m4), _mm256_andnot_si256(blo, f0));
-    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), _mm256_andnot_si256(bhi, f0));
-    signed_pair_n(lo, hi, f16x2(x[0].d, x[1].d), y, i, acc, nt);
 }
 
 TY_AVX2_INLINE void q4_1_pair_n(const blk_q4_1 *x, const blk_q8_1 *const *y, int64_t i, __m256 *acc,
@@ -665,23 +627,169 @@ TY_AVX2_INLINE void q5_1_pair_n(const blk_q5_1 *x, const blk_q8_1 *const *y, int
     unsigned_pair_n(lo, hi, f16x2(x[0].d, x[1].d), f16x2(x[0].m, x[1].m), y, i, acc, extra, nt);
 }
 
-/* Q8_0: as q8_0_pair, each block its own madd and FMA (block A's scale first). */
-TY_AVX2_INLINE void q8_0_pair_n(const blk_q8_0 *x, const blk_q8_0 *const *y, int64_t i, __m256 *acc,
-                                __m128 *extra, int nt) {
-    (void)extra;
-    const __m256i xa = loadu256(x[0].qs), xb = loadu256(x[1].qs);
-    const __m256i aa = _mm256_sign_epi8(xa, xa), ab = _mm256_sign_epi8(xb, xb);
-    const __m128 xd = f16x2(x[0].d, x[1].d);
-    UNROLL
+/* ---- Q4_0, Q5_0, Q8_0: prompts on prepared activations ------------------------------------------ *
+ * The three share the Q8_0 activations, and a group of tokens re-lays them out once for all the
+ * weight rows of a call ("prepared"): per pair of blocks, the quants already in the pair layout and
+ * the two scales already floats spread over the pair's lanes. The inner loop per (pair, token) then
+ * has two plain loads and one multiply where the raw layout needs two inserts, an f16 conversion and
+ * a shuffle. spread(xd) * spread(yd) are the products spread_pair(mul_pairs(...)) forms: the same
+ * floats in the same order as the single-row kernels. */
+typedef struct {
+    __m256i lo, hi; /* [A 0-15 | B 0-15], [A 16-31 | B 16-31] */
+    __m256 d;       /* [dA x4 | dB x4] */
+} q8_pair;
+
+/* The pairs of nt activation rows (a + k * a_stride), pair p of token k at out[p * nt + k]. */
+static void TY_AVX2 q8_pairs_prepare(const uint8_t *a, size_t a_stride, int64_t np, int nt, q8_pair *out) {
     for (int k = 0; k < nt; k++) {
-        const blk_q8_0 *yk = y[k] + i;
-        const __m128 d = _mm_mul_ps(xd, f16x2(yk[0].d, yk[1].d));
-        const __m256 sa = _mm256_cvtepi32_ps(dot_u8i8(aa, _mm256_sign_epi8(loadu256(yk[0].qs), xa)));
-        const __m256 sb = _mm256_cvtepi32_ps(dot_u8i8(ab, _mm256_sign_epi8(loadu256(yk[1].qs), xb)));
-        acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), sa, acc[k]);
-        acc[k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), _mm256_set1_epi32(1)), sb, acc[k]);
+        const blk_q8_0 *y = (const blk_q8_0 *)(a + (size_t)k * a_stride);
+        for (int64_t p = 0; p < np; p++) {
+            q8_pair *o = &out[p * nt + k];
+            o->lo = load2x128(y[2 * p].qs, y[2 * p + 1].qs);
+            o->hi = load2x128(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+            o->d = spread_pair(f16x2(y[2 * p].d, y[2 * p + 1].d));
+        }
     }
 }
+
+/* Q4_0 / Q5_0: lo/hi are the signed weights of a pair, xd their spread scales; maddubs_i8's |x| is
+ * shared by the tokens, the sign flip of y is per token. */
+TY_AVX2_INLINE void signed_pair_prep(__m256i lo, __m256i hi, __m256 xd, const q8_pair *y, __m256 *acc, int nt) {
+    const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+    UNROLL
+    for (int k = 0; k < nt; k++) {
+        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(alo, _mm256_sign_epi8(y[k].lo, lo)),
+                                           _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(y[k].hi, hi)));
+        acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(xd, y[k].d), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))),
+                                 acc[k]);
+    }
+}
+
+TY_AVX2_INLINE void q4_0_pair_prep(const blk_q4_0 *x, const q8_pair *y, __m256 *acc, int nt) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), off = _mm256_set1_epi8(8);
+    const __m256i qs = load2x128(x[0].qs, x[1].qs);
+    const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(qs, m4), off);
+    const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), off);
+    signed_pair_prep(lo, hi, spread_pair(f16x2(x[0].d, x[1].d)), y, acc, nt);
+}
+
+TY_AVX2_INLINE void q5_0_pair_prep(const blk_q5_0 *x, const q8_pair *y, __m256 *acc, int nt) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), f0 = _mm256_set1_epi8((char)0xF0);
+    __m256i blo, bhi;
+    q5_pair_bits(x[0].qh, x[1].qh, &blo, &bhi);
+    const __m256i qs = load2x128(x[0].qs, x[1].qs);
+    const __m256i lo = _mm256_or_si256(_mm256_and_si256(qs, m4), _mm256_andnot_si256(blo, f0));
+    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), _mm256_andnot_si256(bhi, f0));
+    signed_pair_prep(lo, hi, spread_pair(f16x2(x[0].d, x[1].d)), y, acc, nt);
+}
+
+/* Q8_0, as q8_0_pair. */
+TY_AVX2_INLINE void q8_0_pair_prep(const blk_q8_0 *x, const q8_pair *y, __m256 *acc, int nt) {
+    const __m256i lo = load2x128(x[0].qs, x[1].qs), hi = load2x128(x[0].qs + 16, x[1].qs + 16);
+    const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+    const __m256 xd = spread_pair(f16x2(x[0].d, x[1].d));
+    UNROLL
+    for (int k = 0; k < nt; k++) {
+        const __m256i sl = dot_u8i8(alo, _mm256_sign_epi8(y[k].lo, lo));
+        const __m256i sh = dot_u8i8(ahi, _mm256_sign_epi8(y[k].hi, hi));
+        acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(xd, y[k].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sl, sh)), acc[k]);
+    }
+}
+
+/* Blocking of PREP_MULTI: a group's prepared activations (8 tokens x 96 B per pair: 48 KiB per
+ * 4096 elements) do not fit L1, so the rows go by blocks of PREP_ROWS and the pairs by chunks of
+ * PREP_CHUNK: all rows of a block meet one chunk (12 KiB) while it is in L1. The accumulators of a
+ * block (16 x 2 x 8 x 32 B = 8 KiB) carry across chunks; each still takes its own pairs in order. */
+#ifndef PREP_ROWS
+#define PREP_ROWS 16
+#endif
+#ifndef PREP_CHUNK
+#define PREP_CHUNK 16
+#endif
+
+/* Pairs [p0, p1) of nr weight rows times nt prepared tokens, as DOT_PAIRS: the even pairs go to
+ * acc[r][0], the odd ones to acc[r][1]. The two chains are independent, so they run one after the
+ * other: nt accumulators stay in registers, and the second pass finds the weights in L1. */
+#define PREP_PAIRS_CHUNK(NAME, PAIR_PREP, WT)                                                      \
+    TY_AVX2_INLINE void NAME(const uint8_t *w, size_t w_stride, int nr, const q8_pair *yp, int64_t p0, \
+                             int64_t p1, __m256 (*acc)[2][MULTI_MAX_NT], int nt) {                 \
+        for (int r = 0; r < nr; r++) {                                                             \
+            const WT *x = (const WT *)(w + (size_t)r * w_stride);                                  \
+            UNROLL                                                                                 \
+            for (int par = 0; par < 2; par++) {                                                    \
+                __m256 ac[MULTI_MAX_NT];                                                           \
+                UNROLL                                                                             \
+                for (int k = 0; k < nt; k++) ac[k] = acc[r][par][k];                               \
+                for (int64_t p = p0 + ((p0 & 1) != par); p < p1; p += 2) {                         \
+                    if (par == 0) {                                                                \
+                        UNROLL                                                                     \
+                        for (size_t o = 0; o < 4 * sizeof(WT); o += 64)                            \
+                            _mm_prefetch((const char *)(x + 2 * p) + PREFETCH_AHEAD + o, _MM_HINT_T0); \
+                    }                                                                              \
+                    PAIR_PREP(x + 2 * p, yp + p * nt, ac, nt);                                     \
+                }                                                                                  \
+                UNROLL                                                                             \
+                for (int k = 0; k < nt; k++) acc[r][par][k] = ac[k];                               \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* The entry: the tokens in groups of 8 (then one of 4), each group's activations prepared once for
+ * all n_rows weight rows; then per block of rows (read from memory once per call, then from L2) and
+ * per group, chunks of pairs, and per row a last odd block (from the raw rows, into acc1, as
+ * DOT_PAIRS) and the sum. The last 1-3 tokens, short rows and a failed allocation go through the
+ * single-row kernel. */
+#define PREP_MULTI(NAME, CHUNK, BLOCK, SINGLE, WT)                                                 \
+    static void TY_AVX2 NAME##_block(int64_t nb, float *s, int64_t s_stride, const uint8_t *w,     \
+                                     size_t w_stride, int nr, const q8_pair *yp, const uint8_t *a,  \
+                                     size_t a_stride, int nt) {                                    \
+        const int64_t np = nb / 2;                                                                 \
+        __m256 acc[PREP_ROWS][2][MULTI_MAX_NT];                                                    \
+        for (int r = 0; r < nr; r++)                                                               \
+            for (int k = 0; k < 2 * MULTI_MAX_NT; k++) acc[r][k / MULTI_MAX_NT][k % MULTI_MAX_NT] = _mm256_setzero_ps(); \
+        for (int64_t p0 = 0; p0 < np; p0 += PREP_CHUNK) {                                          \
+            const int64_t p1 = np - p0 < PREP_CHUNK ? np : p0 + PREP_CHUNK;                        \
+            if (nt == MULTI_MAX_NT)                                                                \
+                CHUNK(w, w_stride, nr, yp, p0, p1, acc, MULTI_MAX_NT);                             \
+            else                                                                                   \
+                CHUNK(w, w_stride, nr, yp, p0, p1, acc, 4);                                        \
+        }                                                                                          \
+        for (int r = 0; r < nr; r++) {                                                             \
+            const WT *x = (const WT *)(w + (size_t)r * w_stride);                                  \
+            for (int k = 0; k < nt; k++) {                                                         \
+                float e = 0.0f;                                                                    \
+                if (nb & 1)                                                                        \
+                    acc[r][1][k] = BLOCK(x + nb - 1, (const blk_q8_0 *)(a + (size_t)k * a_stride) + nb - 1, \
+                                         acc[r][1][k], &e);                                        \
+                s[k * s_stride + r] = hsum_ps(_mm256_add_ps(acc[r][0][k], acc[r][1][k])) + (0.0f + 0.0f + e); \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    void TY_AVX2 NAME(int64_t n, float *s, int64_t s_stride, const void *vw, size_t w_stride,      \
+                      int64_t n_rows, const void *va, size_t a_stride, int64_t n_tok) {            \
+        const uint8_t *a = va, *w = vw;                                                            \
+        const int64_t nb = n > 0 && n % TY_QK == 0 ? n / TY_QK : 0, np = nb / 2;                   \
+        int64_t n_grouped = n_tok / MULTI_MAX_NT * MULTI_MAX_NT + (n_tok % MULTI_MAX_NT >= 4 ? 4 : 0);    \
+        q8_pair *prep = NULL;                                                                      \
+        if (np > 0 && n_grouped > 0) prep = aligned_alloc(32, sizeof(q8_pair) * (size_t)(np * n_grouped)); \
+        if (!prep) n_grouped = 0;                                                                  \
+        for (int64_t t = 0; t < n_grouped; t += MULTI_MAX_NT) { /* group t / 8 at prep + t * np */ \
+            const int nt = n_grouped - t >= MULTI_MAX_NT ? MULTI_MAX_NT : 4;                       \
+            q8_pairs_prepare(a + (size_t)t * a_stride, a_stride, np, nt, prep + t * np);           \
+        }                                                                                          \
+        for (int64_t r0 = 0; r0 < n_rows && n_grouped > 0; r0 += PREP_ROWS) {                      \
+            const int nr = n_rows - r0 < PREP_ROWS ? (int)(n_rows - r0) : PREP_ROWS;               \
+            for (int64_t t = 0; t < n_grouped; t += MULTI_MAX_NT) {                                \
+                const int nt = n_grouped - t >= MULTI_MAX_NT ? MULTI_MAX_NT : 4;                   \
+                NAME##_block(nb, s + t * s_stride + r0, s_stride, w + (size_t)r0 * w_stride, w_stride, nr, \
+                             prep + t * np, a + (size_t)t * a_stride, a_stride, nt);               \
+            }                                                                                      \
+        }                                                                                          \
+        free(prep);                                                                                \
+        for (int64_t r = 0; r < n_rows; r++)                                                       \
+            for (int64_t u = n_grouped; u < n_tok; u++)                                            \
+                SINGLE(n, s + u * s_stride + r, w + (size_t)r * w_stride, a + (size_t)u * a_stride); \
+    }
 
 /* One group of nt tokens (rows a + k * a_stride, results s[k * s_stride]), as DOT_PAIRS: pair p
  * (blocks 2p, 2p+1) goes to acc[p % 2] (DOT_PAIRS's acc0 / acc1; its loop takes two pairs per
@@ -910,21 +1018,25 @@ TY_AVX2_INLINE void q6_K_block_n(const blk_q6_K *x, const blk_q8_K *const *y, in
 /* The entry: groups of NT tokens, then one of 4 (where NT > 4), then the single-row kernel for the
  * last tokens. */
 #define DOT_MULTI(NAME, GROUP, SINGLE, WT, QK, NT)                                                 \
-    void TY_AVX2 NAME(int64_t n, float *s, int64_t s_stride, const void *vw, const void *va,       \
-                      size_t a_stride, int64_t n_tok) {                                            \
+    void TY_AVX2 NAME(int64_t n, float *s, int64_t s_stride, const void *vw, size_t w_stride,      \
+                      int64_t n_rows, const void *va, size_t a_stride, int64_t n_tok) {            \
         const uint8_t *a = va;                                                                     \
-        int64_t t = 0;                                                                             \
-        if (n > 0 && n % (QK) == 0) {                                                              \
-            for (; t + (NT) <= n_tok; t += (NT))                                                   \
-                GROUP(n / (QK), s + t * s_stride, s_stride, vw, a + (size_t)t * a_stride, a_stride, NT); \
-            if ((NT) > 4 && t + 4 <= n_tok)                                                        \
-                GROUP(n / (QK), s + t * s_stride, s_stride, vw, a + (size_t)t * a_stride, a_stride, 4), t += 4; \
+        for (int64_t r = 0; r < n_rows; r++, s++) {                                                \
+            const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_stride;                         \
+            int64_t t = 0;                                                                         \
+            if (n > 0 && n % (QK) == 0) {                                                          \
+                for (; t + (NT) <= n_tok; t += (NT))                                               \
+                    GROUP(n / (QK), s + t * s_stride, s_stride, (const WT *)w, a + (size_t)t * a_stride, a_stride, NT); \
+                if ((NT) > 4 && t + 4 <= n_tok)                                                    \
+                    GROUP(n / (QK), s + t * s_stride, s_stride, (const WT *)w, a + (size_t)t * a_stride, a_stride, 4), t += 4; \
+            }                                                                                      \
+            for (; t < n_tok; t++) SINGLE(n, s + t * s_stride, w, a + (size_t)t * a_stride);       \
         }                                                                                          \
-        for (; t < n_tok; t++) SINGLE(n, s + t * s_stride, vw, a + (size_t)t * a_stride);          \
     }
 
-/* Group sizes, measured in one process (64 weight rows x 64 tokens, in L2): 8 tokens are 5-12%
- * faster than 4 for Q4_0, Q4_K and Q6_K; the same for Q8_0 and Q5_K; 2 is 10-25% slower than 4.
+/* Group sizes of the raw-activation kernels (Q4_0, Q5_0 and Q8_0 take 8, then 4: PREP_MULTI),
+ * measured in one process (64 weight rows x 64 tokens, in L2): 8 tokens are 5-12% faster than 4
+ * for Q4_K and Q6_K; the same for Q5_K; 2 is 10-25% slower than 4.
  * Each group size is one more full copy of the unrolled block code, which costs compile time
  * (under ASan+UBSan this file takes minutes with 8 everywhere), so the other types stay at 4.
  * -DMULTI_NT=... / -DMULTI_NT_BIG=... rebuild with other sizes for such comparisons. */
@@ -937,22 +1049,22 @@ TY_AVX2_INLINE void q6_K_block_n(const blk_q6_K *x, const blk_q8_K *const *y, in
 _Static_assert(MULTI_NT >= 2 && MULTI_NT <= MULTI_MAX_NT && MULTI_NT_BIG >= 2 && MULTI_NT_BIG <= MULTI_MAX_NT,
                "group sizes");
 
-DOT_PAIRS_GROUP(q4_0_group, q4_0_pair_n, q4_0_block, blk_q4_0, blk_q8_0)
+PREP_PAIRS_CHUNK(q4_0_chunk, q4_0_pair_prep, blk_q4_0)
 DOT_PAIRS_GROUP(q4_1_group, q4_1_pair_n, q4_1_block, blk_q4_1, blk_q8_1)
-DOT_PAIRS_GROUP(q5_0_group, q5_0_pair_n, q5_0_block, blk_q5_0, blk_q8_0)
+PREP_PAIRS_CHUNK(q5_0_chunk, q5_0_pair_prep, blk_q5_0)
 DOT_PAIRS_GROUP(q5_1_group, q5_1_pair_n, q5_1_block, blk_q5_1, blk_q8_1)
-DOT_PAIRS_GROUP(q8_0_group, q8_0_pair_n, q8_0_block, blk_q8_0, blk_q8_0)
+PREP_PAIRS_CHUNK(q8_0_chunk, q8_0_pair_prep, blk_q8_0)
 DOT_BLOCKS_GROUP(q2_K_group, q2_K_block_n, blk_q2_K, blk_q8_K)
 DOT_BLOCKS_GROUP(q3_K_group, q3_K_block_n, blk_q3_K, blk_q8_K)
 DOT_BLOCKS_GROUP(q4_K_group, q4_K_block_n, blk_q4_K, blk_q8_K)
 DOT_BLOCKS_GROUP(q5_K_group, q5_K_block_n, blk_q5_K, blk_q8_K)
 DOT_BLOCKS_GROUP(q6_K_group, q6_K_block_n, blk_q6_K, blk_q8_K)
 
-DOT_MULTI(ty_avx2_dot_multi_q4_0, q4_0_group, ty_avx2_dot_q4_0, blk_q4_0, TY_QK, MULTI_NT_BIG)
+PREP_MULTI(ty_avx2_dot_multi_q4_0, q4_0_chunk, q4_0_block, ty_avx2_dot_q4_0, blk_q4_0)
 DOT_MULTI(ty_avx2_dot_multi_q4_1, q4_1_group, ty_avx2_dot_q4_1, blk_q4_1, TY_QK, MULTI_NT)
-DOT_MULTI(ty_avx2_dot_multi_q5_0, q5_0_group, ty_avx2_dot_q5_0, blk_q5_0, TY_QK, MULTI_NT)
+PREP_MULTI(ty_avx2_dot_multi_q5_0, q5_0_chunk, q5_0_block, ty_avx2_dot_q5_0, blk_q5_0)
 DOT_MULTI(ty_avx2_dot_multi_q5_1, q5_1_group, ty_avx2_dot_q5_1, blk_q5_1, TY_QK, MULTI_NT)
-DOT_MULTI(ty_avx2_dot_multi_q8_0, q8_0_group, ty_avx2_dot_q8_0, blk_q8_0, TY_QK, MULTI_NT)
+PREP_MULTI(ty_avx2_dot_multi_q8_0, q8_0_chunk, q8_0_block, ty_avx2_dot_q8_0, blk_q8_0)
 DOT_MULTI(ty_avx2_dot_multi_q2_K, q2_K_group, ty_avx2_dot_q2_K, blk_q2_K, TY_QK_K, MULTI_NT)
 DOT_MULTI(ty_avx2_dot_multi_q3_K, q3_K_group, ty_avx2_dot_q3_K, blk_q3_K, TY_QK_K, MULTI_NT)
 DOT_MULTI(ty_avx2_dot_multi_q4_K, q4_K_group, ty_avx2_dot_q4_K, blk_q4_K, TY_QK_K, MULTI_NT_BIG)

@@ -24,17 +24,27 @@ void ty_avx2_dot_q4_K(int64_t n, float *s, const void *w, const void *a);
 void ty_avx2_dot_q5_K(int64_t n, float *s, const void *w, const void *a);
 void ty_avx2_dot_q6_K(int64_t n, float *s, const void *w, const void *a);
 
-/* vec_dot_multi (kernels.h): one weight row times n_tok activation rows. */
-void ty_avx2_dot_multi_q4_0(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
-void ty_avx2_dot_multi_q4_1(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
-void ty_avx2_dot_multi_q5_0(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
-void ty_avx2_dot_multi_q5_1(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
-void ty_avx2_dot_multi_q8_0(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
-void ty_avx2_dot_multi_q2_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
-void ty_avx2_dot_multi_q3_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
-void ty_avx2_dot_multi_q4_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
-void ty_avx2_dot_multi_q5_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
-void ty_avx2_dot_multi_q6_K(int64_t n, float *s, int64_t s_stride, const void *w, const void *a, size_t a_stride, int64_t n_tok);
+/* vec_dot_multi (kernels.h): n_rows weight rows times n_tok activation rows. */
+void ty_avx2_dot_multi_q4_0(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q4_1(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q5_0(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q5_1(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q8_0(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q2_K(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q3_K(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q4_K(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q5_K(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
+void ty_avx2_dot_multi_q6_K(int64_t n, float *s, int64_t s_stride, const void *w, size_t w_stride, int64_t n_rows,
+                            const void *a, size_t a_stride, int64_t n_tok);
 
 void ty_avx2_quantize_q8_0(const float *x, void *y, int64_t n);
 void ty_avx2_quantize_q8_1(const float *x, void *y, int64_t n);

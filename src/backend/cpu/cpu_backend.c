@@ -98,7 +98,7 @@ static void quantize_rows_task(void *arg, int ith, int nth) {
 
 /* Rows of W are split between threads. For a prompt, the tokens are taken in blocks whose
  * quantized activations stay in L2 (about 256 KiB), and each weight row meets a whole block at
- * once through vec_dot_multi, which unpacks every weight block once per 4 tokens. The results are
+ * once through vec_dot_multi, which unpacks every weight block once per 4 or 8 tokens. The results are
  * bit-identical to one vec_dot per token, so prompt and decode give the same logits. */
 static void matmul_fast_task(void *arg, int ith, int nth) {
     matmul_job *j = arg;
@@ -115,9 +115,8 @@ static void matmul_fast_task(void *arg, int ith, int nth) {
     if (block < 4) block = 4;
     for (int64_t t0 = 0; t0 < j->n; t0 += block) {
         int64_t nt = j->n - t0 < block ? j->n - t0 : block;
-        for (long long r = b; r < e; r++)
-            multi(w->ne0, &j->y[t0 * w->ne1 + r], w->ne1, w->data + (uint64_t)r * w->row_bytes,
-                  j->xq + (uint64_t)t0 * j->xq_row, j->xq_row, nt);
+        multi(w->ne0, &j->y[t0 * w->ne1 + b], w->ne1, w->data + (uint64_t)b * w->row_bytes, w->row_bytes, e - b,
+              j->xq + (uint64_t)t0 * j->xq_row, j->xq_row, nt);
     }
 }
 
