@@ -46,14 +46,18 @@
 
 #define MAX_OUT 512
 
-static ty_model *open_model(const char *path) {
+static ty_model *open_model_math(const char *path, int exact_math) {
     ty_model *m = NULL;
     char *err = NULL;
-    int rc = ty_model_open(path, NULL, &m, &err);
+    ty_model_params mp = ty_model_default_params();
+    mp.exact_math = exact_math;
+    int rc = ty_model_open(path, &mp, &m, &err);
     if (rc) fprintf(stderr, "cannot open %s: %s (%s)\n", path, ty_status_string(rc), err ? err : "");
     ty_free(err);
     return m;
 }
+
+static ty_model *open_model(const char *path) { return open_model_math(path, 0); }
 
 typedef struct spec_cfg {
     ty_model *draft;
@@ -676,7 +680,13 @@ static int test_sampling(void) {
 
 /* ---- 5. acceptance on the trained pair ------------------------------------------------------------- */
 
-static int test_acceptance(void) {
+/* exact = 1: both models in exact math, the arithmetic of acceptance.json's reference (transformers
+ * in float32 on the dequantized Q8_0 weights): the same greedy text, so the same tokens per step,
+ * within 1% (measured: equal to the third decimal). exact = 0: the fast path with 8-bit activations,
+ * whose greedy text leaves theirs at near-ties (about 60% of the tokens agree before the first
+ * difference) and whose tokens per step are therefore measured on other text: printed, and the
+ * output checked identical to the target's, but not compared with theirs. */
+static int test_acceptance(int exact) {
     char err[256];
     json *doc = json_parse_file(YARD "acceptance.json", err, sizeof err);
     REQUIRE(doc, "acceptance.json: %s", err);
@@ -684,7 +694,7 @@ static int test_acceptance(void) {
     const json *ref_steps = json_get(ref, "tokens_per_target_step"), *ref_greedy = json_get(ref, "target_greedy_tokens");
     size_t n_prompts = json_len(prompts);
     REQUIRE(n_prompts == 20, "20 prompts, got %zu", n_prompts);
-    ty_model *t = open_model(YARD_T), *d = open_model(YARD_D);
+    ty_model *t = open_model_math(YARD_T, exact), *d = open_model_math(YARD_D, exact);
     REQUIRE(t && d, "yard models");
     int64_t V = ty_n_vocab(t);
     const int64_t n_new = 64;
@@ -708,14 +718,20 @@ static int test_acceptance(void) {
         while (j < n_new && plain[i][j] == (ty_token)json_num(json_at(theirs, (size_t)j))) j++;
         same_prefix += j;
     }
-    printf("  target greedy continuations: %lld of %lld tokens agree with acceptance.json's before the first "
-           "difference\n", (long long)same_prefix, (long long)(n_new * (int64_t)n_prompts));
-    CHECK(same_prefix >= n_new * (int64_t)n_prompts / 2, "our target's greedy text is far from theirs");
+    const int64_t all = n_new * (int64_t)n_prompts;
+    printf("  %s math: target greedy continuations: %lld of %lld tokens agree with acceptance.json's before the "
+           "first difference\n", exact ? "exact" : "fast", (long long)same_prefix, (long long)all);
+    if (exact)
+        CHECK(same_prefix >= all - all / 20, "exact math: our target's greedy text is not theirs");
+    else
+        CHECK(same_prefix >= all / 2, "our target's greedy text is far from theirs");
     printf("  k   tokens/step (ours)   (acceptance.json q8_0)   per-token agreement\n");
     for (int k = 1; k <= 8; k++) {
-        /* sanitizer builds run the same loop for k = 1, 4, 8 only (their point is the memory, and
-         * a 5x slower model would make this part the longest of CI) */
-        if (SANITIZED && k != 1 && k != 4 && k != 8) continue;
+        /* Exact math is ~10x slower: k = 4 and 8 only. Sanitizer builds run k = 1, 4, 8 of the fast
+         * path and k = 4 of the exact one (their point is the memory, and a 5x slower model would
+         * make this part the longest of CI). */
+        if (exact && k != 4 && (SANITIZED || k != 8)) continue;
+        if (!exact && SANITIZED && k != 1 && k != 4 && k != 8) continue;
         spec_cfg cfg = {d, 0, k, k, "yard draft"};
         ty_context *c = new_ctx(t, 128, &cfg);
         REQUIRE(c, "context");
@@ -736,9 +752,9 @@ static int test_acceptance(void) {
         double theirs = json_num(json_get(ref_steps, key));
         printf("  %d   %.3f                %s%.3f                    %.3f\n", k, ours, isnan(theirs) ? "(none) " : "",
                isnan(theirs) ? 0.0 : theirs, (double)acc / (double)(acc + rej));
-        /* noise: a few divergent greedy paths (8-bit activations vs float32) move the mean by a few % */
-        if (!isnan(theirs))
-            CHECK(fabs(ours - theirs) <= 0.06 * theirs, "k=%d: %.3f tokens per step, acceptance.json %.3f", k, ours, theirs);
+        if (exact && !isnan(theirs))
+            CHECK(fabs(ours - theirs) <= 0.01 * theirs, "exact math, k=%d: %.3f tokens per step, acceptance.json %.3f",
+                  k, ours, theirs);
         ty_context_free(c);
     }
     (void)V;
@@ -773,7 +789,8 @@ int main(void) {
     double t3 = seconds();
     test_sampling();
     double t4 = seconds();
-    test_acceptance();
+    test_acceptance(0);
+    test_acceptance(1);
     double t5 = seconds();
     printf("  seconds: basics %.1f, greedy fixtures %.1f, EOS %.1f, sampling %.1f, acceptance %.1f\n", t1 - t0,
            t2 - t1, t3 - t2, t4 - t3, t5 - t4);
