@@ -12,13 +12,20 @@
  *      kv_store    F32/F16/Q8_0 caches bit-identical to the CPU's; attention (causal, GQA, several
  *                  tiles, prefill and decode) max error <= 1e-5 of the largest output
  *      swiglu, add, copy; errors: an unknown weight poisons the backend, download returns NaN
+ *      matmul_add  every weight type and shape above: bit-identical to matmul, then add
+ *    fused ops against a backend with them off (TY_CUDA_NO_FUSE=1), bit for bit (fast path):
+ *      rmsnorm and swiglu quantizing their output for the next matmul (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K;
+ *      1..16 tokens; the matmuls then quantize nothing: the "act_quant" counter), matmul_add (and at
+ *      17 tokens, cuBLAS with beta = 1: within 1e-6), rope_store vs rope + kv_store (q, k, caches)
  * 2. whole models: each GGUF in $TY_FIXTURES/gguf (default ../shared/fixtures; cases from its
  *    cases.txt), data/yard-target-27m-q8_0.gguf and the files in $TY_CUDA_MODELS (colon-separated;
  *    random token sequences): logits at every position (F32 KV cache) vs the CPU exact path,
  *    rel_l2 <= 1e-4; the same through batches of 7 tokens and one token per eval (decode) vs the
  *    GPU's own one-batch logits, rel_l2 <= 1e-4; F16 / Q8_0 KV caches vs the CPU with the same cache,
  *    rel_l2 <= 1e-3 / 1e-2; greedy 32-token continuations identical to the CPU's except after a
- *    near-tie (CPU top-2 margin < 1e-3), where the comparison stops.
+ *    near-tie (CPU top-2 margin < 1e-3), where the comparison stops. Fused vs unfused ops
+ *    (TY_CUDA_NO_FUSE=1): logits bit-identical for the exact path (prompt and decode) and for fast
+ *    decoding with F32, F16 and Q8_0 KV caches; fast prompts within rel_l2 1e-5.
  * 3. $TY_7B (a GGUF, e.g. a synthesized 7B Q4_K_M): logits of the first 4 positions of a short random
  *    sequence vs the CPU exact path, rel_l2 <= 1e-3 (32 layers of fp32 vs double accumulation).
  *
@@ -142,13 +149,17 @@ static void test_matmul_shape(ty_backend *cpu, ty_backend *gpu, uint32_t type, i
     static const int64_t NS[] = {1, 2, 5, 64, 67, 130};
     const int n_ns = quick ? 3 : 6;
     const int64_t NMAX = 130;
-    tweight W, X;
+    tweight W, X, Y0;
     make_weight(&W, "test.w", type, K, R);
-    float *xh = malloc(sizeof(float) * (size_t)(NMAX * K));
+    /* residual rows for matmul_add: one flat table row (table rows need a multiple of 32 floats) */
+    const int64_t y0_len = (NMAX * R + 31) / 32 * 32;
+    float *xh = malloc(sizeof(float) * (size_t)(NMAX * K)), *y0h = malloc(sizeof(float) * (size_t)y0_len);
     random_fill(xh, (size_t)(NMAX * K), 1.0f);
+    random_fill(y0h, (size_t)y0_len, 4.0f);
     make_table(&X, "test.x", xh, K, NMAX);
-    const ty_weight *ws[] = {&W.w, NULL, NULL, NULL, &X.w};
-    if (upload(gpu, ws, 5)) goto done;
+    make_table(&Y0, "test.y0", y0h, y0_len, 1);
+    const ty_weight *ws[] = {&W.w, NULL, NULL, NULL, &X.w, &Y0.w};
+    if (upload(gpu, ws, 6)) goto done;
     const char *tn = ty_type_name(type);
 
     /* get_rows: exact */
@@ -195,6 +206,20 @@ static void test_matmul_shape(ty_backend *cpu, ty_backend *gpu, uint32_t type, i
         if (getenv("TY_TEST_VERBOSE"))
             printf("  matmul %-5s K=%-5lld R=%-4lld n=%-4lld worst %.2e\n", tn, (long long)K, (long long)R, (long long)n,
                    worst);
+        if (gpu->ops->matmul_add) { /* the residual add in the kernels' last store */
+            float *rd = gpu_rows(gpu, &Y0, 1);
+            gpu->ops->matmul_add(gpu, &W.w, xd, n, rd);
+            float *got = download(gpu, rd, (size_t)(n * R));
+            int diff = 0;
+            for (int64_t i = 0; i < n * R; i++) {
+                const float want = y0h[i] + y[i]; /* the add op's float addition */
+                diff += memcmp(&got[i], &want, sizeof want) != 0;
+            }
+            CHECK(diff == 0, "matmul_add %s K=%lld R=%lld n=%lld: %d outputs differ from matmul + add", tn, (long long)K,
+                  (long long)R, (long long)n, diff);
+            free(got);
+            gpu->ops->buffer_free(gpu, rd);
+        }
         free(y);
     }
     free(deq);
@@ -203,8 +228,10 @@ static void test_matmul_shape(ty_backend *cpu, ty_backend *gpu, uint32_t type, i
     gpu->ops->buffer_free(gpu, xd);
 done:
     free(xh);
+    free(y0h);
     free_weight(&W);
     free_weight(&X);
+    free_weight(&Y0);
 }
 
 static void test_matmul(ty_backend *cpu, ty_backend *gpu) {
@@ -298,6 +325,245 @@ static void test_matvec_fast(void) {
     }
     backend_ok(g, "fast matvec");
     g->ops->destroy(g);
+}
+
+/* ---- fused ops against the unfused ones -------------------------------------------------------- */
+
+/* A fast-path (exact_math = 0) CUDA backend with the fused ops on, or off (TY_CUDA_NO_FUSE=1, read
+ * when a backend is created): the reference the fused ops must equal bit for bit. */
+static ty_backend *fast_backend(int fuse) {
+    ty_backend_config cfg = {.n_threads = 1, .exact_math = 0};
+    ty_backend *g = NULL;
+    ty_err err = {0};
+    if (!fuse) setenv("TY_CUDA_NO_FUSE", "1", 1);
+    int rc = ty_backend_new("cuda", &cfg, &g, &err);
+    if (!fuse) unsetenv("TY_CUDA_NO_FUSE");
+    CHECK(rc == TY_OK, "cuda backend (fuse %d): %s", fuse, err.msg);
+    if (rc == TY_OK) CHECK(!g->ops->matmul_add == !fuse && !g->ops->rope_store == !fuse, "fused ops present iff fused");
+    return rc == TY_OK ? g : NULL;
+}
+
+static int64_t act_quant(ty_backend *g) { return g->ops->counter ? g->ops->counter(g, "act_quant") : -1; }
+
+static int same_bits(ty_backend *a, const float *da, ty_backend *b, const float *db, size_t n) {
+    float *ha = download(a, da, n), *hb = download(b, db, n);
+    const int same = memcmp(ha, hb, sizeof(float) * n) == 0;
+    free(ha);
+    free(hb);
+    return same;
+}
+
+/* What one backend computes of a block of n tokens: rmsnorm then a matmul of its output, swiglu then
+ * a matmul of its output (w_down), matmul_add (or matmul + add); device buffers, and the act_quant
+ * counts of the two quantizing steps. */
+typedef struct fused_run {
+    float *xb, *y1, *gd, *y2, *yr;
+    int64_t q_norm, q_swiglu;
+} fused_run;
+
+typedef struct fused_model {
+    tweight N, W, D, X, G, U, Y0;
+    int64_t K, F, R;
+} fused_model;
+
+static void fused_steps(ty_backend *g, const fused_model *m, int64_t n, fused_run *r) {
+    const int64_t K = m->K, F = m->F, R = m->R;
+    float *xd = gpu_rows(g, &m->X, n);
+    r->xb = gpu_buf(g, (size_t)(n * K));
+    r->y1 = gpu_buf(g, (size_t)(n * R));
+    r->gd = gpu_rows(g, &m->G, n);
+    float *ud = gpu_rows(g, &m->U, n);
+    r->y2 = gpu_buf(g, (size_t)(n * R));
+    const int64_t c0 = act_quant(g);
+    g->ops->rmsnorm(g, xd, &m->N.w, 1e-5f, n, r->xb);
+    g->ops->matmul(g, &m->W.w, r->xb, n, r->y1);
+    const int64_t c1 = act_quant(g);
+    g->ops->swiglu(g, r->gd, ud, n * F);
+    g->ops->matmul(g, &m->D.w, r->gd, n, r->y2);
+    const int64_t c2 = act_quant(g);
+    r->q_norm = c1 - c0;
+    r->q_swiglu = c2 - c1;
+    r->yr = gpu_rows(g, &m->Y0, n);
+    if (g->ops->matmul_add) {
+        g->ops->matmul_add(g, &m->W.w, xd, n, r->yr);
+    } else {
+        float *tmp = gpu_buf(g, (size_t)(n * R));
+        g->ops->matmul(g, &m->W.w, xd, n, tmp);
+        g->ops->add(g, r->yr, tmp, n * R);
+        g->ops->buffer_free(g, tmp);
+    }
+    g->ops->buffer_free(g, xd);
+    g->ops->buffer_free(g, ud);
+}
+
+static void fused_run_free(ty_backend *g, fused_run *r) {
+    float *bufs[] = {r->xb, r->y1, r->gd, r->y2, r->yr};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) g->ops->buffer_free(g, bufs[i]);
+}
+
+/* rmsnorm + quantize, swiglu + quantize and matmul_add for one weight type, 1 to 17 tokens: the
+ * fused backend f against the unfused u. 17 tokens take the cuBLAS path (no fused quantization;
+ * matmul_add is beta = 1 there: compared within float rounding). */
+static void test_fused_type(ty_backend *f, ty_backend *u, uint32_t type, uint32_t norm_type) {
+    fused_model m = {.K = 512, .F = 768, .R = 96};
+    const int64_t NMAX = 17, K = m.K, F = m.F, R = m.R;
+    make_weight(&m.N, "test.norm", norm_type, K, 1);
+    make_weight(&m.W, "test.w", type, K, R);
+    make_weight(&m.D, "test.down", type, F, R);
+    float *xh = malloc(sizeof(float) * (size_t)(NMAX * F));
+    random_fill(xh, (size_t)(NMAX * K), 3.0f);
+    make_table(&m.X, "test.x", xh, K, NMAX);
+    random_fill(xh, (size_t)(NMAX * F), 4.0f);
+    make_table(&m.G, "test.gate", xh, F, NMAX);
+    random_fill(xh, (size_t)(NMAX * F), 2.0f);
+    make_table(&m.U, "test.up", xh, F, NMAX);
+    random_fill(xh, (size_t)(NMAX * R), 8.0f);
+    make_table(&m.Y0, "test.y0", xh, R, NMAX);
+    free(xh);
+    /* slots: tok_embd, output_norm, output, attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+     * attn_norm before wq and w_down are what the fused quantization is aimed at */
+    const ty_weight *ws[] = {&m.X.w, NULL, NULL, &m.N.w, &m.W.w, &m.G.w, &m.U.w, &m.Y0.w, NULL, NULL, NULL, &m.D.w};
+    ty_hparams hp = {.n_embd = K, .n_ff = F, .n_head = 4, .n_head_kv = 1, .head_dim = 128, .n_rot = 128,
+                     .rope_freq_base = 1e6f, .n_layer = 1, .n_vocab = 32};
+    ty_err err = {0};
+    const char *tn = ty_type_name(type);
+    const int eight_bit = type == TY_TYPE_Q4_0 || type == TY_TYPE_Q8_0 || type == TY_TYPE_Q4_K ||
+                          type == TY_TYPE_Q5_K || type == TY_TYPE_Q6_K;
+    if (!upload(f, ws, 12) && !upload(u, ws, 12)) {
+        CHECK(f->ops->reserve(f, &hp, NMAX, 64, &err) == TY_OK && u->ops->reserve(u, &hp, NMAX, 64, &err) == TY_OK,
+              "reserve: %s", err.msg);
+        static const int64_t NS[] = {1, 2, 5, 16, 17};
+        for (size_t k = 0; k < sizeof NS / sizeof NS[0]; k++) {
+            const int64_t n = NS[k];
+            fused_run a, b;
+            fused_steps(f, &m, n, &a);
+            fused_steps(u, &m, n, &b);
+            CHECK(same_bits(f, a.xb, u, b.xb, (size_t)(n * K)) && same_bits(f, a.y1, u, b.y1, (size_t)(n * R)),
+                  "%s n=%lld: rmsnorm (+ quantize) then matmul differs from the unfused ops", tn, (long long)n);
+            CHECK(same_bits(f, a.gd, u, b.gd, (size_t)(n * F)) && same_bits(f, a.y2, u, b.y2, (size_t)(n * R)),
+                  "%s n=%lld: swiglu (+ quantize) then matmul differs from the unfused ops", tn, (long long)n);
+            /* the fused ops quantized for the matmuls, which then had nothing left to quantize */
+            const int fused = eight_bit && n <= 16;
+            CHECK(a.q_norm == (fused ? 0 : b.q_norm) && a.q_swiglu == (fused ? 0 : b.q_swiglu) &&
+                      b.q_norm == (eight_bit && n <= 16 ? n : 0) && b.q_swiglu == b.q_norm,
+                  "%s n=%lld: activation rows quantized by the matmuls: fused %lld + %lld, unfused %lld + %lld", tn,
+                  (long long)n, (long long)a.q_norm, (long long)a.q_swiglu, (long long)b.q_norm, (long long)b.q_swiglu);
+            float *ya = download(f, a.yr, (size_t)(n * R)), *yb = download(u, b.yr, (size_t)(n * R));
+            int diff = 0, off = 0;
+            for (int64_t i = 0; i < n * R; i++) {
+                diff += memcmp(&ya[i], &yb[i], sizeof(float)) != 0;
+                off += !(fabsf(ya[i] - yb[i]) <= 1e-6f * fabsf(yb[i]));
+            }
+            if (n <= 16) CHECK(diff == 0, "%s n=%lld: matmul_add differs from matmul + add in %d of %lld outputs", tn,
+                               (long long)n, diff, (long long)(n * R));
+            else CHECK(off == 0, "%s n=%lld: matmul_add (cuBLAS, beta = 1) off matmul + add in %d of %lld outputs", tn,
+                       (long long)n, off, (long long)(n * R));
+            if (getenv("TY_TEST_VERBOSE") && n > 16)
+                printf("  matmul_add %s n=%lld (cuBLAS beta = 1): %d of %lld outputs not bit-identical to matmul + add\n",
+                       tn, (long long)n, diff, (long long)(n * R));
+            free(ya);
+            free(yb);
+            fused_run_free(f, &a);
+            fused_run_free(u, &b);
+        }
+    }
+    tweight *all[] = {&m.N, &m.W, &m.D, &m.X, &m.G, &m.U, &m.Y0};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free_weight(all[i]);
+}
+
+/* rope_store against rope, rope, kv_store, kv_store: q and k buffers and both caches, bit for bit,
+ * over a prefill, decode steps, a batch and a far position; partial rotation, GQA, a head_dim that
+ * is not a multiple of 32 (Q8_0 blocks then span heads) and an odd one (the unfused fallback). */
+static void test_rope_store(ty_backend *f, ty_backend *u) {
+    const struct { int64_t hd, n_rot, n_head, n_head_kv; } cfgs[] = {
+        {128, 128, 4, 1}, {64, 64, 8, 8}, {96, 64, 4, 2}, {48, 48, 4, 2}, {33, 32, 3, 1}};
+    const uint32_t kv_types[] = {TY_TYPE_F32, TY_TYPE_F16, TY_TYPE_Q8_0};
+    const int64_t steps[][2] = {{0, 20}, {20, 1}, {21, 16}, {1000, 3}};
+    const int64_t n_ctx = 1024, total = 1003;
+    for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++)
+        for (int ki = 0; ki < 3; ki++) {
+            const int64_t hd = cfgs[ci].hd, H = cfgs[ci].n_head, HKV = cfgs[ci].n_head_kv;
+            const int64_t QW = H * hd, KW = HKV * hd;
+            const uint32_t kvt = kv_types[ki];
+            const uint64_t rb = ty_row_size(kvt, KW);
+            if (!rb) continue; /* Q8_0 needs KW % 32 == 0 */
+            /* tables of a multiple of 32 floats per row: one flat row each */
+            const int64_t ql = (total * QW + 31) / 32 * 32, kl = (total * KW + 31) / 32 * 32;
+            float *h = malloc(sizeof(float) * (size_t)ql);
+            tweight Q, Kt, Vt;
+            random_fill(h, (size_t)ql, 2.0f);
+            make_table(&Q, "test.q", h, ql, 1);
+            random_fill(h, (size_t)kl, 2.0f);
+            make_table(&Kt, "test.k", h, kl, 1);
+            random_fill(h, (size_t)kl, 1.0f);
+            make_table(&Vt, "test.v", h, kl, 1);
+            free(h);
+            ty_hparams hp = {.head_dim = hd, .n_rot = cfgs[ci].n_rot, .rope_freq_base = 1e4f, .n_head = H,
+                             .n_head_kv = HKV, .n_embd = QW, .n_ff = 32, .n_layer = 1, .n_vocab = 32};
+            const ty_weight *ws[] = {NULL, NULL, NULL, NULL, &Q.w, &Kt.w, &Vt.w};
+            ty_backend *be[2] = {f, u};
+            float *qd[2] = {0}, *kd[2] = {0}, *vd[2] = {0};
+            void *kc[2] = {0}, *vc[2] = {0};
+            ty_err err = {0};
+            int ok = 1;
+            for (int b = 0; b < 2 && ok; b++) {
+                ok = !upload(be[b], ws, 7) && be[b]->ops->reserve(be[b], &hp, 16, n_ctx, &err) == TY_OK &&
+                     be[b]->ops->kv_new(be[b], (size_t)n_ctx, rb, &kc[b], &err) == TY_OK &&
+                     be[b]->ops->kv_new(be[b], (size_t)n_ctx, rb, &vc[b], &err) == TY_OK;
+                if (!ok) break;
+                qd[b] = gpu_rows(be[b], &Q, 1);
+                kd[b] = gpu_rows(be[b], &Kt, 1);
+                vd[b] = gpu_rows(be[b], &Vt, 1);
+                for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+                    const int64_t p0 = steps[s][0], n = steps[s][1];
+                    float *q = qd[b] + p0 * QW, *k = kd[b] + p0 * KW, *v = vd[b] + p0 * KW;
+                    if (be[b]->ops->rope_store) {
+                        be[b]->ops->rope_store(be[b], q, k, v, kc[b], vc[b], kvt, n, p0, &hp);
+                    } else {
+                        be[b]->ops->rope(be[b], q, n, H, &hp, p0);
+                        be[b]->ops->rope(be[b], k, n, HKV, &hp, p0);
+                        be[b]->ops->kv_store(be[b], kc[b], kvt, KW, p0, n, k);
+                        be[b]->ops->kv_store(be[b], vc[b], kvt, KW, p0, n, v);
+                    }
+                }
+            }
+            CHECK(ok, "rope_store set-up: %s", err.msg);
+            if (ok) {
+                const size_t nb = (size_t)n_ctx * rb; /* KV rows are whole 4-byte words in all cases here */
+                const int q_same = same_bits(f, qd[0], u, qd[1], (size_t)(total * QW));
+                const int k_same = same_bits(f, kd[0], u, kd[1], (size_t)(total * KW));
+                const int c_same = nb % 4 == 0 && same_bits(f, (const float *)kc[0], u, (const float *)kc[1], nb / 4) &&
+                                   same_bits(f, (const float *)vc[0], u, (const float *)vc[1], nb / 4);
+                CHECK(q_same && k_same && c_same,
+                      "rope_store hd=%lld n_rot=%lld heads=%lld/%lld cache %s: q %s, k %s, caches %s", (long long)hd,
+                      (long long)cfgs[ci].n_rot, (long long)H, (long long)HKV, ty_type_name(kvt),
+                      q_same ? "same" : "DIFFER", k_same ? "same" : "DIFFER", c_same ? "same" : "DIFFER");
+            }
+            for (int b = 0; b < 2; b++) {
+                be[b]->ops->buffer_free(be[b], qd[b]);
+                be[b]->ops->buffer_free(be[b], kd[b]);
+                be[b]->ops->buffer_free(be[b], vd[b]);
+                be[b]->ops->kv_free(be[b], kc[b]);
+                be[b]->ops->kv_free(be[b], vc[b]);
+            }
+            free_weight(&Q);
+            free_weight(&Kt);
+            free_weight(&Vt);
+        }
+}
+
+static void test_fused(void) {
+    ty_backend *f = fast_backend(1), *u = fast_backend(0);
+    if (f && u) {
+        const uint32_t types[] = {TY_TYPE_Q4_0, TY_TYPE_Q8_0, TY_TYPE_Q4_K, TY_TYPE_Q5_K, TY_TYPE_Q6_K, TY_TYPE_Q5_0};
+        const uint32_t norms[] = {TY_TYPE_F32, TY_TYPE_F16, TY_TYPE_BF16};
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) test_fused_type(f, u, types[i], norms[i % 3]);
+        test_rope_store(f, u);
+        backend_ok(f, "fused ops");
+        backend_ok(u, "fused ops (unfused reference)");
+    }
+    if (f) f->ops->destroy(f);
+    if (u) u->ops->destroy(u);
 }
 
 static void test_rmsnorm(ty_backend *cpu, ty_backend *gpu) {
@@ -643,6 +909,17 @@ static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch,
     return out;
 }
 
+/* The same with the CUDA backend's fused ops off (TY_CUDA_NO_FUSE=1, read when the context's backend
+ * is created): the reference that the fused ops must reproduce. */
+static float *eval_unfused(ty_model *m, const ty_token *ids, int n, int64_t n_batch, int kv) {
+    setenv("TY_CUDA_NO_FUSE", "1", 1);
+    float *out = eval_all(m, ids, n, n_batch, kv);
+    unsetenv("TY_CUDA_NO_FUSE");
+    return out;
+}
+
+static int same_logits(const float *a, const float *b, size_t n) { return a && b && memcmp(a, b, n * sizeof(float)) == 0; }
+
 static void check_rel(const char *what, const char *label, const float *got, const float *ref, size_t n, double bound) {
     if (!got || !ref) {
         CHECK(0, "%s %s: evaluation missing", label, what);
@@ -724,6 +1001,25 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
           *d16 = eval_all(gpu_fast, ids, n, 16, TY_KV_F32);
     CHECK(d1 && d5 && d16 && memcmp(d1, d5, N * sizeof(float)) == 0 && memcmp(d1, d16, N * sizeof(float)) == 0,
           "%s fast path: batches of 5 and 16 tokens differ from one-token decoding", label);
+    /* fused ops (rmsnorm/swiglu + quantize, matmul_add, rope_store) against the separate ops: decode
+     * bit for bit with each KV cache type; prompts (cuBLAS, matmul_add with beta = 1) within rounding */
+    float *u1 = eval_unfused(gpu_fast, ids, n, 1, TY_KV_F32);
+    CHECK(same_logits(d1, u1, N), "%s fast decode (F32 KV): fused ops differ from the unfused ones", label);
+    const int kvs[2] = {TY_KV_F16, TY_KV_Q8_0};
+    for (int i = 0; i < (quick ? 1 : 2); i++) {
+        float *a = eval_all(gpu_fast, ids, n, 1, kvs[i]), *b = eval_unfused(gpu_fast, ids, n, 1, kvs[i]);
+        CHECK(same_logits(a, b, N), "%s fast decode (%s KV): fused ops differ from the unfused ones", label,
+              i == 0 ? "F16" : "Q8_0");
+        free(a);
+        free(b);
+    }
+    float *p = eval_all(gpu_fast, ids, n, 512, TY_KV_F16), *pu = eval_unfused(gpu_fast, ids, n, 512, TY_KV_F16);
+    check_rel("fast prompt, fused vs unfused", label, p, pu, N, 1e-5);
+    if (getenv("TY_TEST_VERBOSE"))
+        printf("  %-40s fast prompt fused vs unfused: %s\n", label, same_logits(p, pu, N) ? "bit-identical" : "not bit-identical");
+    free(p);
+    free(pu);
+    free(u1);
     free(d1);
     free(d5);
     free(d16);
@@ -736,13 +1032,20 @@ static void check_sequence(ty_model *cpu, ty_model *gpu, const ty_token *ids, in
     if (cpu_fast && gpu_fast) check_fast(cpu_fast, gpu_fast, ids, n, ref, label);
     float *got = eval_all(gpu, ids, n, 512, TY_KV_F32);
     check_rel("vs CPU exact", label, got, ref, N, 1e-4);
+    { /* the exact path's fused ops (matmul_add in the fp32 kernels, rope_store) against the separate ops */
+        float *u = eval_unfused(gpu, ids, n, 512, TY_KV_F32);
+        CHECK(same_logits(got, u, N), "%s exact path: fused ops differ from the unfused ones", label);
+        free(u);
+    }
     if (!quick) {
         float *b7 = eval_all(gpu, ids, n, 7, TY_KV_F32);
         check_rel("batches of 7 vs one batch", label, b7, got, N, 1e-4);
         free(b7);
-        float *dec = eval_all(gpu, ids, n, 1, TY_KV_F32);
+        float *dec = eval_all(gpu, ids, n, 1, TY_KV_F32), *dec_u = eval_unfused(gpu, ids, n, 1, TY_KV_F32);
         check_rel("decode vs prompt", label, dec, got, N, 1e-4);
+        CHECK(same_logits(dec, dec_u, N), "%s exact decode: fused ops differ from the unfused ones", label);
         free(dec);
+        free(dec_u);
     }
     if (first) { /* other caches: both engines round K/V the same way */
         float *r16 = eval_all(cpu, ids, n, 512, TY_KV_F16), *g16 = eval_all(gpu, ids, n, 512, TY_KV_F16);
@@ -909,6 +1212,7 @@ int main(void) {
     }
     test_errors();
     test_matvec_fast();
+    test_fused();
     printf("test_cuda: op tests done in %.1f s (%d passed, %d failed so far)\n", now_s() - t0, check_passed,
            check_failed);
     cpu->ops->destroy(cpu);

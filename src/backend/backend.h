@@ -58,6 +58,18 @@ typedef struct ty_backend_ops {
     /* optional (NULL: never fails): TY_OK, or the first failure of an earlier op, which a device
      * backend records because the void ops above cannot return it (TY_ERR_DEVICE + message) */
     int (*status)(ty_backend *be, ty_err *err);
+
+    /* Optional fused ops (NULL: forward.c runs the ops they stand for). Each gives the results of
+     * those ops. */
+    /* y[t] += W x[t] for n rows (matmul into a scratch row, then add); x and y must not overlap */
+    void (*matmul_add)(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y);
+    /* rope of q (n_head heads) and k (n_head_kv heads) of n rows at positions pos0.. in place, then
+     * kv_store of k and v (hp->n_head_kv * hp->head_dim wide) into rows pos0.. of the caches */
+    void (*rope_store)(ty_backend *be, float *q, float *k, const float *v, void *k_cache, void *v_cache,
+                       uint32_t kv_type, int64_t n, int64_t pos0, const ty_hparams *hp);
+    /* optional, for tests: a named counter of the backend's own work, -1 for a name it does not
+     * count (CUDA: "act_quant", activation rows a matmul quantized itself, none fused op did) */
+    int64_t (*counter)(ty_backend *be, const char *name);
 } ty_backend_ops;
 
 struct ty_backend {

@@ -7,6 +7,9 @@
  *                    h = rmsnorm(x) * ffn_norm
  *                    x += Wdown (silu(Wgate h) * Wup h)
  *   logits = Woutput (rmsnorm(x) * output_norm)
+ *
+ * A backend may provide fused ops (backend.h: rope_store, matmul_add) that do several of these steps
+ * in one; the results are the same.
  */
 #include "model/forward.h"
 
@@ -86,6 +89,17 @@ void ty_forward_free(ty_forward *fw) {
     memset(fw, 0, sizeof *fw);
 }
 
+/* x += W in (the residual add after wo and w_down), fused when the backend can */
+static void residual_matmul(ty_forward *fw, const ty_weight *w, const float *in, int64_t n) {
+    const ty_backend_ops *op = fw->be->ops;
+    if (op->matmul_add) {
+        op->matmul_add(fw->be, w, in, n, fw->x);
+    } else {
+        op->matmul(fw->be, w, in, n, fw->proj);
+        op->add(fw->be, fw->x, fw->proj, n * fw->model->hp.n_embd);
+    }
+}
+
 void ty_forward_batch(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t pos0, int all_logits,
                       float *logits) {
     const ty_model_desc *m = fw->model;
@@ -101,20 +115,22 @@ void ty_forward_batch(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t 
         op->matmul(be, &L->wq, fw->xb, n, fw->q);
         op->matmul(be, &L->wk, fw->xb, n, fw->k);
         op->matmul(be, &L->wv, fw->xb, n, fw->v);
-        op->rope(be, fw->q, n, hp->n_head, hp, pos0);
-        op->rope(be, fw->k, n, hp->n_head_kv, hp, pos0);
-        op->kv_store(be, fw->k_cache[l], fw->kv_type, KV, pos0, n, fw->k);
-        op->kv_store(be, fw->v_cache[l], fw->kv_type, KV, pos0, n, fw->v);
+        if (op->rope_store) {
+            op->rope_store(be, fw->q, fw->k, fw->v, fw->k_cache[l], fw->v_cache[l], fw->kv_type, n, pos0, hp);
+        } else {
+            op->rope(be, fw->q, n, hp->n_head, hp, pos0);
+            op->rope(be, fw->k, n, hp->n_head_kv, hp, pos0);
+            op->kv_store(be, fw->k_cache[l], fw->kv_type, KV, pos0, n, fw->k);
+            op->kv_store(be, fw->v_cache[l], fw->kv_type, KV, pos0, n, fw->v);
+        }
         op->attention(be, fw->q, fw->k_cache[l], fw->v_cache[l], fw->kv_type, n, pos0, hp, fw->att);
-        op->matmul(be, &L->wo, fw->att, n, fw->proj);
-        op->add(be, fw->x, fw->proj, n * E);
+        residual_matmul(fw, &L->wo, fw->att, n);
 
         op->rmsnorm(be, fw->x, &L->ffn_norm, hp->rms_norm_eps, n, fw->xb);
         op->matmul(be, &L->w_gate, fw->xb, n, fw->gate);
         op->matmul(be, &L->w_up, fw->xb, n, fw->up);
         op->swiglu(be, fw->gate, fw->up, n * hp->n_ff);
-        op->matmul(be, &L->w_down, fw->gate, n, fw->proj);
-        op->add(be, fw->x, fw->proj, n * E);
+        residual_matmul(fw, &L->w_down, fw->gate, n);
     }
     /* Only the rows whose logits are wanted go through the (large) output matrix. */
     const float *rows = all_logits ? fw->x : fw->x + (n - 1) * E;

@@ -33,7 +33,8 @@ bool cu_check(cuda_backend *c, cudaError_t e, const char *what, const char *file
 }
 
 void cu_after_op(cuda_backend *c, const char *op) {
-    if (strcmp(op, "matmul") != 0) c->xq_src = NULL; /* the op may have written the quantized input */
+    /* any other op may have written the quantized input (or, rmsnorm and swiglu, xq itself) */
+    if (strcmp(op, "matmul") != 0 && strcmp(op, "matmul_add") != 0) c->xq_src = NULL;
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess && c->sync_each_op) e = cudaStreamSynchronize(c->stream);
     if (e != cudaSuccess) cu_fail(c, "CUDA error in %s: %s", op, cudaGetErrorString(e));
@@ -333,18 +334,34 @@ static void cu_rmsnorm(ty_backend *be, const float *x, const ty_weight *w, float
     if (!cu_ready(c) || n <= 0) return;
     const cu_weight *cw = cu_find_weight(c, w);
     if (!cw) return;
-    cu_launch_rmsnorm(c, x, cw, eps, n, out);
+    /* fused: the output also quantized for the matmul that reads it (cu_weight.act_next) */
+    const int act = c->fuse && cu_xq_fits(c, cw->act_next, cw->ne0, n) ? cw->act_next : CU_ACT_NONE;
+    cu_launch_rmsnorm(c, x, cw, eps, n, out, act);
     cu_after_op(c, "rmsnorm");
+    if (act != CU_ACT_NONE) cu_xq_set(c, out, cw->ne0, n, act);
 }
 
-static void cu_matmul(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y) {
+/* matmul and matmul_add (y += W x, the add fused into the kernels' final store) */
+static void matmul_op(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y, bool add) {
     cuda_backend *c = cu_be(be);
     if (!cu_ready(c) || n <= 0) return;
     const cu_weight *cw = cu_find_weight(c, w);
     if (!cw) return;
-    cu_launch_matmul(c, cw, x, n, y);
-    if (c->xq_src && y < c->xq_src + c->xq_n && c->xq_src < y + n * cw->ne1) c->xq_src = NULL;
-    cu_after_op(c, "matmul");
+    if (add && y < x + n * cw->ne0 && x < y + n * cw->ne1) {
+        cu_fail(c, "matmul_add: the output overlaps the input");
+        return;
+    }
+    cu_launch_matmul(c, cw, x, n, y, add);
+    if (c->xq_src && y < c->xq_src + c->xq_ne0 * c->xq_rows && c->xq_src < y + n * cw->ne1) c->xq_src = NULL;
+    cu_after_op(c, add ? "matmul_add" : "matmul");
+}
+
+static void cu_matmul(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y) {
+    matmul_op(be, w, x, n, y, false);
+}
+
+static void cu_matmul_add(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y) {
+    matmul_op(be, w, x, n, y, true);
 }
 
 static void cu_rope(ty_backend *be, float *x, int64_t n, int64_t n_head, const ty_hparams *hp, int64_t pos0) {
@@ -375,11 +392,49 @@ static void cu_attention(ty_backend *be, const float *q, const void *k_cache, co
     cu_after_op(c, "attention");
 }
 
+/* rope of q and k, then kv_store of k and v, in one launch when head_dim is even (else the four
+ * kernels of those ops). The checks are those of rope and kv_store. */
+static void cu_rope_store(ty_backend *be, float *q, float *k, const float *v, void *k_cache, void *v_cache,
+                          uint32_t kv_type, int64_t n, int64_t pos0, const ty_hparams *hp) {
+    cuda_backend *c = cu_be(be);
+    if (!cu_ready(c) || n <= 0) return;
+    const int64_t kv_dim = hp->n_head_kv * hp->head_dim;
+    const uint64_t row_bytes = ty_row_size(kv_type, kv_dim);
+    if (!row_bytes || pos0 < 0 ||
+        (kv_type != TY_TYPE_F32 && kv_type != TY_TYPE_F16 && kv_type != TY_TYPE_Q8_0)) {
+        cu_fail(c, "rope_store: bad cache type %s / width %lld / position %lld", ty_type_name(kv_type),
+                (long long)kv_dim, (long long)pos0);
+        return;
+    }
+    ty_err err = {};
+    if (hp->n_rot > hp->head_dim || hp->n_head * hp->head_dim > INT32_MAX || ensure_rope(c, hp, &err)) {
+        cu_fail(c, "rope_store: %s", err.msg[0] ? err.msg : "n_rot exceeds head_dim, or q rows too wide");
+        return;
+    }
+    const uint64_t need = (uint64_t)(pos0 + n) * row_bytes;
+    if (!kv_find(c, k_cache, need, "rope_store (K)") || !kv_find(c, v_cache, need, "rope_store (V)")) return;
+    uint8_t *kd = (uint8_t *)k_cache + (uint64_t)pos0 * row_bytes, *vd = (uint8_t *)v_cache + (uint64_t)pos0 * row_bytes;
+    if (hp->head_dim % 2 == 0) {
+        cu_launch_rope_store(c, q, k, v, kd, vd, kv_type, n, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_rot, pos0);
+    } else {
+        cu_launch_rope(c, q, n, hp->n_head, hp->head_dim, hp->n_rot, pos0);
+        cu_launch_rope(c, k, n, hp->n_head_kv, hp->head_dim, hp->n_rot, pos0);
+        cu_launch_kv_store(c, kd, kv_type, kv_dim, n, k);
+        cu_launch_kv_store(c, vd, kv_type, kv_dim, n, v);
+    }
+    cu_after_op(c, "rope_store");
+}
+
 static void cu_swiglu(ty_backend *be, float *g, const float *u, int64_t n) {
     cuda_backend *c = cu_be(be);
     if (!cu_ready(c)) return;
-    cu_launch_swiglu(c, g, u, n);
+    /* fused: rows of w_down's width, quantized for it on the way */
+    const int64_t ne0 = c->ffn_act_ne0, rows = ne0 > 0 && n % ne0 == 0 ? n / ne0 : 0;
+    const bool fused = c->fuse && cu_xq_fits(c, c->ffn_act, ne0, rows);
+    if (fused) cu_launch_swiglu_q8(c, g, u, ne0, rows, c->ffn_act);
+    else cu_launch_swiglu(c, g, u, n);
     cu_after_op(c, "swiglu");
+    if (fused) cu_xq_set(c, g, ne0, rows, c->ffn_act);
 }
 
 static void cu_add(ty_backend *be, float *x, const float *y, int64_t n) {
@@ -414,8 +469,15 @@ static int cu_status(ty_backend *be, ty_err *err) {
     return c->failed ? ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg) : TY_OK;
 }
 
-/* Fills the ops table (member by member, so that it does not depend on the order of backend.h). */
-static void cu_fill_ops(ty_backend_ops *o) {
+static int64_t cu_counter(ty_backend *be, const char *name) {
+    cuda_backend *c = cu_be(be);
+    if (strcmp(name, "act_quant") == 0) return c->n_act_quant;
+    return -1;
+}
+
+/* Fills the ops table (member by member, so that it does not depend on the order of backend.h); the
+ * optional fused ops only when `fuse`. */
+static void cu_fill_ops(ty_backend_ops *o, bool fuse) {
     memset(o, 0, sizeof *o);
     o->name = "cuda";
     o->destroy = cu_destroy;
@@ -436,6 +498,11 @@ static void cu_fill_ops(ty_backend_ops *o) {
     o->download = cu_download;
     o->load_model = cu_load_model;
     o->status = cu_status;
+    o->counter = cu_counter;
+    if (fuse) {
+        o->matmul_add = cu_matmul_add;
+        o->rope_store = cu_rope_store;
+    }
 }
 
 /* ---- creation ----------------------------------------------------------------------------------- */
@@ -471,7 +538,9 @@ extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_inde
     }
     cuda_backend *c = (cuda_backend *)calloc(1, sizeof *c);
     if (!c) return ty_seterr(err, TY_ERR_NOMEM, "out of memory creating the CUDA backend");
-    cu_fill_ops(&c->ops);
+    const char *no_fuse = getenv("TY_CUDA_NO_FUSE");
+    c->fuse = !(no_fuse && *no_fuse && strcmp(no_fuse, "0") != 0);
+    cu_fill_ops(&c->ops, c->fuse);
     c->base.ops = &c->ops;
     c->device = device_index;
     c->n_sm = prop.multiProcessorCount;

@@ -10,7 +10,15 @@
  *
  * Debug builds (no NDEBUG) synchronize the stream after every op and check for errors there, so an
  * illegal address is pinned to the op that caused it; TY_CUDA_SYNC=1 in the environment does the
- * same in a release build. */
+ * same in a release build.
+ *
+ * Fusion. To launch fewer kernels per decode step, some ops do the next op's work on the way:
+ * rmsnorm and swiglu also write their output as the 8-bit activations the next matmul would make
+ * of it (cu_xq_*), matmul_add adds the product into the residual in the matmul's last store, and
+ * rope_store rotates q and k and fills both KV caches in one launch. Each gives the bits of the
+ * unfused ops. TY_CUDA_NO_FUSE=1 in the environment (read when a backend is created) turns all of
+ * it off: matmul_add and rope_store are then NULL and forward.c runs the separate ops, which the
+ * tests compare against. */
 #ifndef TY_CUDA_COMMON_CUH
 #define TY_CUDA_COMMON_CUH
 
@@ -33,6 +41,10 @@ typedef struct cu_weight {
     uint64_t pitch, row_bytes;
     uint32_t type;
     int64_t ne0, ne1;
+    /* for a norm weight: the activation format (cu_act_fmt) of the matmul that reads the norm's
+     * output in the model (attn_norm: wq, ffn_norm: w_gate, output_norm: output), so that rmsnorm
+     * can quantize for it; a hint only: a matmul of another format quantizes again */
+    int act_next;
 } cu_weight;
 
 /* A KV cache allocation, remembered so that kv_store and attention can check their bounds. */
@@ -41,7 +53,11 @@ typedef struct cu_alloc {
     uint64_t bytes;
 } cu_alloc;
 
-/* 8-bit activations of the fast matrix-vector path (cuda_matvec_q8.cu explains the layout). */
+/* The 8-bit activation formats of the fast matrix-vector path: Q8_0 for Q4_0/Q8_0 weights, Q8_K for
+ * the K-quants, none for types without an 8-bit kernel (cu_act_format). */
+enum cu_act_fmt { CU_ACT_NONE = 0, CU_ACT_Q8_0 = 1, CU_ACT_Q8_K = 2 };
+
+/* 8-bit activations of the fast matrix-vector path (cuda_q8act.cuh explains the layout). */
 typedef struct cu_q8act {
     int8_t *q;
     float *d32, *dk;
@@ -61,16 +77,24 @@ typedef struct cuda_backend {
     int sync_each_op;       /* synchronize and check after every op (debug) */
     int n_sm;
     int exact;              /* exact_math: every matmul decodes weights to float32 */
-    /* the fast path's 8-bit activation vector, room for xq_cap elements (the widest matmul input) */
+    int fuse;               /* fused ops on (the default; TY_CUDA_NO_FUSE=1: off) */
+    /* the fast path's 8-bit activation vectors: CU_MV_MAX_TOKENS rows of xq_cap elements (the
+     * widest matmul input) */
     cu_q8act xq;
     void *xq_mem;
     int64_t xq_cap;
-    /* what xq holds: the quantized copy of xq_src (xq_n elements, Q8_K when xq_k) or nothing;
-     * q, k and v (and gate and up) read the same input, which is then quantized once. Every op
-     * but matmul forgets it (cu_after_op); a matmul whose output overlaps it does too. */
+    /* what xq holds: xq_rows rows of xq_ne0 elements of xq_src in format xq_fmt, or nothing
+     * (xq_src NULL). q, k and v (and gate and up) read the same input, which is then quantized
+     * once; rmsnorm and swiglu may fill it for the matmul after them. Every op but matmul and
+     * matmul_add forgets it (cu_after_op); a matmul whose output overlaps xq_src does too. */
     const float *xq_src;
-    int64_t xq_n;
-    bool xq_k;
+    int64_t xq_ne0, xq_rows;
+    int xq_fmt;
+    int64_t n_act_quant;    /* rows the matmuls quantized themselves (the counter "act_quant") */
+    /* the format and row width of every layer's w_down (CU_ACT_NONE when they differ): what swiglu
+     * quantizes its output for */
+    int ffn_act;
+    int64_t ffn_act_ne0;
     /* split-KV decode attention: per query head and split, 128 output floats + max + sum */
     float *attn_part;
     int64_t attn_part_cap; /* floats */
@@ -130,7 +154,8 @@ bool cu_type_supported(uint32_t type);
 /* ---- kernels (cuda_matmul.cu, cuda_ops.cu, cuda_attention.cu) -------------------------------- */
 
 void cu_launch_get_rows(cuda_backend *c, const cu_weight *w, const int32_t *ids_dev, int64_t n, float *out);
-void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
+/* y = W x, or y += W x when `add` (x and y must not overlap) */
+void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add);
 /* Keys per block of the split-KV decode attention. */
 #define CU_ATTN_SPLIT_KEYS 64
 /* Prompt matmuls of at least this many tokens go to cuBLAS on the fast path. */
@@ -138,21 +163,60 @@ void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64
 int cu_gemm_reserve(cuda_backend *c, int64_t n_batch, ty_err *err);
 void cu_gemm_free(cuda_backend *c);
 bool cu_gemm_usable(const cuda_backend *c, const cu_weight *w, int64_t n);
-void cu_launch_gemm(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
+void cu_launch_gemm(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add);
 bool cu_matvec_q8_supported(uint32_t type);
-/* y = W x for n <= CU_MV_MAX_TOKENS tokens through 8-bit activations (needs w->ne0 <= c->xq_cap). */
-void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y);
-void cu_launch_rmsnorm(cuda_backend *c, const float *x, const cu_weight *w, float eps, int64_t n, float *out);
+/* The activation format of the 8-bit kernel for weights of `type` (CU_ACT_NONE: no such kernel). */
+int cu_act_format(uint32_t type);
+/* y = W x (y += W x when `add`) for n <= CU_MV_MAX_TOKENS tokens through 8-bit activations (needs
+ * w->ne0 <= c->xq_cap). */
+void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add);
+/* act != CU_ACT_NONE (cu_xq_fits): the output is also quantized into c->xq for the next matmul. */
+void cu_launch_rmsnorm(cuda_backend *c, const float *x, const cu_weight *w, float eps, int64_t n, float *out,
+                       int act);
 void cu_launch_rope(cuda_backend *c, float *x, int64_t n, int64_t n_head, int64_t head_dim, int64_t n_rot,
                     int64_t pos0);
 void cu_launch_kv_store(cuda_backend *c, uint8_t *dst, uint32_t kv_type, int64_t kv_dim, int64_t n,
                         const float *src);
+/* rope of q (n_head heads) and k (n_head_kv heads) in place, then k and v into the cache rows at
+ * k_dst and v_dst; needs an even head_dim and kv_type F32, F16 or Q8_0 (checked by the caller). */
+void cu_launch_rope_store(cuda_backend *c, float *q, float *k, const float *v, uint8_t *k_dst, uint8_t *v_dst,
+                          uint32_t kv_type, int64_t n, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                          int64_t n_rot, int64_t pos0);
 bool cu_attention_prepare(cuda_backend *c);
 void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
                          uint64_t row_bytes, int64_t n, int64_t pos0, int64_t n_head, int64_t n_head_kv,
                          int64_t head_dim, float *out);
 void cu_launch_swiglu(cuda_backend *c, float *g, const float *u, int64_t n);
+/* swiglu of `rows` rows of ne0, the output also quantized into c->xq in format act (cu_xq_fits). */
+void cu_launch_swiglu_q8(cuda_backend *c, float *g, const float *u, int64_t ne0, int64_t rows, int act);
 void cu_launch_add(cuda_backend *c, float *x, const float *y, int64_t n);
+
+/* ---- what c->xq holds --------------------------------------------------------------------------- */
+
+/* Whether `rows` rows of ne0 elements fit xq in format act: the fast path is on (not exact), the
+ * rows are whole blocks of the format and a matmul of that many tokens would take the 8-bit path. */
+static inline bool cu_xq_fits(const cuda_backend *c, int act, int64_t ne0, int64_t rows) {
+    const int64_t bs = act == CU_ACT_Q8_K ? 256 : 32;
+    return act != CU_ACT_NONE && !c->exact && c->xq_mem && rows >= 1 && rows <= CU_MV_MAX_TOKENS && ne0 > 0 &&
+           ne0 % bs == 0 && ne0 <= c->xq_cap;
+}
+
+/* Records that xq now holds the quantized rows of src (set after the kernel that writes them was
+ * queued and checked: cu_after_op forgets what xq held before). */
+static inline void cu_xq_set(cuda_backend *c, const float *src, int64_t ne0, int64_t rows, int act) {
+    c->xq_src = src;
+    c->xq_ne0 = ne0;
+    c->xq_rows = rows;
+    c->xq_fmt = act;
+}
+
+static inline bool cu_xq_holds(const cuda_backend *c, const float *src, int64_t ne0, int64_t rows, int act) {
+    return c->xq_src == src && c->xq_ne0 == ne0 && c->xq_rows == rows && c->xq_fmt == act;
+}
+
+/* The final store of a matmul output element: y = sum, or (add: matmul_add) y + sum with the add
+ * op's rounding (k_add: residual + product), so that a fused residual add gives the add op's bits. */
+__device__ __forceinline__ void cu_mm_store(float *y, float sum, bool add) { *y = add ? __fadd_rn(*y, sum) : sum; }
 
 /* Blocks for a grid-stride loop over n items with `threads` per block. */
 static inline unsigned cu_blocks(int64_t n, int threads, unsigned max_blocks) {

@@ -89,7 +89,7 @@ bool cu_gemm_usable(const cuda_backend *c, const cu_weight *w, int64_t n) {
            (size_t)(w->ne0 * n) <= c->xf16_cap;
 }
 
-void cu_launch_gemm(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y) {
+void cu_launch_gemm(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add) {
     const int threads = 256;
     const unsigned wblocks = cu_blocks(w->ne1 * (w->ne0 / 32), threads, 65535u * 16);
     switch (w->type) {
@@ -102,11 +102,13 @@ void cu_launch_gemm(cuda_backend *c, const cu_weight *w, const float *x, int64_t
     }
     k_f32_to_f16<<<cu_blocks(n * w->ne0 / 2, threads, 65535u * 16), threads, 0, c->stream>>>(x, n * w->ne0, c->xf16);
     /* Row-major Y[n][ne1] = X[n][ne0] W[ne1][ne0]^T is column-major Y^T = W^T' X' with W read as
-     * the ne0 x ne1 column-major matrix it is in memory: C (ne1 x n) = op(A)^T (ne1 x ne0) * B. */
+     * the ne0 x ne1 column-major matrix it is in memory: C (ne1 x n) = op(A)^T (ne1 x ne0) * B.
+     * matmul_add: beta = 1, C = A B + C in cuBLAS's epilogue (not necessarily the bits of a separate
+     * add: cuBLAS may sum split-K parts into C in another order). */
     const float one = 1.0f, zero = 0.0f;
     cublasStatus_t st = cublasGemmEx((cublasHandle_t)c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->ne1, (int)n,
                                      (int)w->ne0, &one, c->wf16, CUDA_R_16F, (int)w->ne0, c->xf16, CUDA_R_16F,
-                                     (int)w->ne0, &zero, y, CUDA_R_32F, (int)w->ne1, CUBLAS_COMPUTE_32F,
+                                     (int)w->ne0, add ? &one : &zero, y, CUDA_R_32F, (int)w->ne1, CUBLAS_COMPUTE_32F,
                                      CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) cu_fail(c, "matmul: cublasGemmEx failed (status %d)", (int)st);
 }

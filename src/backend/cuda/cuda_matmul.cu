@@ -17,7 +17,10 @@
  * Tiled (k_matmul_tiled): a 64 (weight rows) x 64 (tokens) output tile per 256-thread block,
  * K in steps of 64: half of the threads decode the 64 x 64 weight tile into shared memory while
  * the other half load the 64 x 64 activation tile, then each thread accumulates a 4 x 4 sub-tile
- * in fp32 FMAs. Simple and correct; tensor cores come later. */
+ * in fp32 FMAs. Simple and correct; tensor cores come later.
+ *
+ * Both kernels end in cu_mm_store: with `add` (the matmul_add op) the product is added into y there,
+ * as the add op would add it. */
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_quant.cuh"
 
@@ -57,7 +60,7 @@ template <int T> __host__ __device__ constexpr int mv_chunk() {
 template <int T>
 __global__ void __launch_bounds__(MV_WARPS * 32)
     k_matvec(const uint8_t *__restrict__ W, uint64_t pitch, uint64_t row_bytes, int ne0, int ne1,
-             const float *__restrict__ x, float *__restrict__ y) {
+             const float *__restrict__ x, float *__restrict__ y, bool add) {
     constexpr int BS = qt<T>::BS, TS = qt<T>::TS, GPB = BS / 32;
     constexpr int CH_EL = mv_chunk<T>(), CH_GROUPS = CH_EL / 32, GPL = (CH_GROUPS + 31) / 32;
     constexpr int CH_BYTES = CH_EL / BS * TS;
@@ -124,7 +127,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     if (!active) return;
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    if (lane == 0) y[row] = acc;
+    if (lane == 0) cu_mm_store(y + row, acc, add);
 }
 
 /* ---- tiled matrix product ------------------------------------------------------------------------ */
@@ -137,7 +140,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
 template <int T>
 __global__ void __launch_bounds__(256)
     k_matmul_tiled(const uint8_t *__restrict__ W, uint64_t pitch, int ne0, int ne1, const float *__restrict__ X,
-                   int n, float *__restrict__ Y) {
+                   int n, float *__restrict__ Y, bool add) {
     constexpr int BS = qt<T>::BS, TS = qt<T>::TS;
     __shared__ __align__(16) float Ws[TK][TM + TPAD]; /* Ws[k][m] = W[m0 + m][k0 + k] */
     __shared__ __align__(16) float Xs[TK][TN + TPAD]; /* Xs[k][t] = X[t0 + t][k0 + k] */
@@ -196,7 +199,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const int r = m0 + ty * 4 + i;
-            if (r < ne1) Y[(int64_t)t * ne1 + r] = acc[i][j];
+            if (r < ne1) cu_mm_store(Y + (int64_t)t * ne1 + r, acc[i][j], add);
         }
     }
 }
@@ -217,7 +220,7 @@ void cu_launch_get_rows(cuda_backend *c, const cu_weight *w, const int32_t *ids_
     }
 }
 
-void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y) {
+void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add) {
     if (w->ne0 > INT32_MAX / 2 || w->ne1 > INT32_MAX / 2 || n > 65535 * (int64_t)TN) {
         cu_fail(c, "matmul: shape %lld x %lld with %lld tokens is too large for the CUDA kernels",
                 (long long)w->ne0, (long long)w->ne1, (long long)n);
@@ -229,9 +232,9 @@ void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64
     }
     const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
     if (n <= CU_MV_MAX_TOKENS && !c->exact && cu_matvec_q8_supported(w->type)) {
-        cu_launch_matvec_q8(c, w, x, n, y);
+        cu_launch_matvec_q8(c, w, x, n, y, add);
     } else if (cu_gemm_usable(c, w, n)) {
-        cu_launch_gemm(c, w, x, n, y);
+        cu_launch_gemm(c, w, x, n, y, add);
     } else if (n <= CU_MV_MAX_TOKENS) {
         /* one matrix-vector product per token: a small batch (a speculative step's verification)
          * then gives each token exactly the logits a one-token decode would */
@@ -242,7 +245,7 @@ void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64
             switch (w->type) {
 #define X(T)                                                                                                    \
     case T:                                                                                                     \
-        k_matvec<T><<<blocks, MV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, w->row_bytes, ne0, ne1, xt, yt); \
+        k_matvec<T><<<blocks, MV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, w->row_bytes, ne0, ne1, xt, yt, add); \
         break;
                 CU_FOR_EACH_TYPE(X)
 #undef X
@@ -253,7 +256,7 @@ void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64
         dim3 grid((unsigned)((ne1 + TM - 1) / TM), (unsigned)((n + TN - 1) / TN));
         switch (w->type) {
 #define X(T)                                                                                                  \
-    case T: k_matmul_tiled<T><<<grid, 256, 0, c->stream>>>(w->dev, w->pitch, ne0, ne1, x, (int)n, y); break;
+    case T: k_matmul_tiled<T><<<grid, 256, 0, c->stream>>>(w->dev, w->pitch, ne0, ne1, x, (int)n, y, add); break;
             CU_FOR_EACH_TYPE(X)
 #undef X
         default: cu_fail(c, "matmul: type %s is not implemented on CUDA", ty_type_name(w->type));

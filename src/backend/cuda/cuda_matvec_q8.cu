@@ -6,49 +6,33 @@
  * of the blocks runs in another order. So the GPU's fast path and the CPU's agree to float
  * rounding, and both differ from the exact path by the activations' 8-bit rounding.
  *
- * Activation layout (cu_q8act, device memory sized at reserve for the widest matmul input):
- *   q[e]      int8, element e
- *   d32[g]    Q8_0 scale of 32-group g, the f16-rounded value as float
- *   dk[b]     Q8_K scale of 256-block b (float)
- *   s16[h]    Q8_K: sum of q over 16-group h (Q8_K's bsums)
+ * Activation layout (cu_q8act, device memory sized at reserve for the widest matmul input): see
+ * cuda_q8act.cuh, which also holds the quantizers. An input that rmsnorm or swiglu already quantized
+ * (cu_xq_holds) is not quantized again.
  *
  * Matrix-vector: one warp per row, QV_WARPS rows per block. Q4_0/Q8_0/Q6_K rows are cut into
  * tasks (a Q4_0/Q8_0 block, 64 elements of a Q6_K block); lane i takes tasks i, i+32, ..., so a
  * warp's loads cover consecutive bytes of the row. Q4_K/Q5_K use the k-sliced kernel below. Lane
  * sums are float, then a shuffle reduction. */
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_q8act.cuh"
 #include "backend/cuda/cuda_quant.cuh"
 
 #define QV_WARPS 4
 #define FULL_MASK 0xffffffffu
 
-/* The activations of token t. */
-__device__ __forceinline__ cu_q8act q8_row(const cu_q8act &a, int t) {
-    const int st = a.stride;
-    return cu_q8act{a.q + (int64_t)t * st, a.d32 + t * (st / 32), a.dk + t * (st / 256), a.s16 + t * (st / 16), st};
-}
-
 /* ---- quantizing the activations (one token per blockIdx.y) ------------------------------------ */
 
-/* Q8_0, as q_q8_0: one warp per 32 elements. */
+/* Q8_0: one warp per 32 elements. */
 __global__ void k_quantize_q8_0(const float *__restrict__ x, int ne0, cu_q8act a0) {
     const cu_q8act a = q8_row(a0, blockIdx.y);
     x += (int64_t)blockIdx.y * ne0;
     const int g = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (g * 32 >= ne0) return;
-    const float v = x[g * 32 + lane];
-    float amax = fabsf(v);
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(FULL_MASK, amax, off));
-    const float d = __fdiv_rn(amax, 127.f);
-    const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
-    const int r = (int)roundf(__fmul_rn(v, id));
-    a.q[g * 32 + lane] = (int8_t)max(-128, min(127, r));
-    if (lane == 0) a.d32[g] = __half2float(__float2half_rn(d));
+    q8_0_quantize_warp(x[g * 32 + lane], lane, a, g);
 }
 
-/* Q8_K, as q_q8_K: one warp per 256 elements, 8 per lane. The scale comes from the first element
- * of largest magnitude (its sign included), found by a (magnitude, -index) maximum. */
+/* Q8_K: one warp per 256 elements, 8 per lane. */
 __global__ void k_quantize_q8_K(const float *__restrict__ x, int ne0, cu_q8act a0) {
     const cu_q8act a = q8_row(a0, blockIdx.y);
     x += (int64_t)blockIdx.y * ne0;
@@ -57,36 +41,7 @@ __global__ void k_quantize_q8_K(const float *__restrict__ x, int ne0, cu_q8act a
     const float4 *xv = (const float4 *)(x + b * 256 + lane * 8);
     const float4 v0 = xv[0], v1 = xv[1];
     const float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-    float amax = 0.f, mx = 0.f;
-    int idx = 1 << 30;
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        const float ax = fabsf(v[j]);
-        if (ax > amax) { amax = ax; mx = v[j]; idx = lane * 8 + j; }
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-        const float oa = __shfl_xor_sync(FULL_MASK, amax, off), om = __shfl_xor_sync(FULL_MASK, mx, off);
-        const int oi = __shfl_xor_sync(FULL_MASK, idx, off);
-        if (oa > amax || (oa == amax && oi < idx)) { amax = oa; mx = om; idx = oi; }
-    }
-    uint32_t packed[2] = {0, 0};
-    int s = 0;
-    if (amax != 0.f) {
-        const float iscale = __fdiv_rn(-127.f, mx);
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const int q = min(127, __float2int_rn(__fmul_rn(iscale, v[j])));
-            s += q;
-            packed[j / 4] |= (uint32_t)(q & 0xFF) << (8 * (j % 4));
-        }
-        if (lane == 0) a.dk[b] = __fdiv_rn(1.f, iscale);
-    } else if (lane == 0) {
-        a.dk[b] = 0.f;
-    }
-    *(uint2 *)(a.q + b * 256 + lane * 8) = make_uint2(packed[0], packed[1]);
-    s += __shfl_xor_sync(FULL_MASK, s, 1);
-    if (lane % 2 == 0) a.s16[b * 16 + lane / 2] = s;
+    q8_K_quantize_warp(v, lane, a, b);
 }
 
 /* ---- per-type tasks ------------------------------------------------------------------------- */
@@ -185,7 +140,8 @@ template <> struct q8task<TY_TYPE_Q6_K> {
  * other tokens' reads of the same bytes hit L1). */
 template <int T, int NT>
 __global__ void __launch_bounds__(QV_WARPS * 32)
-    k_matvec_q8(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, int n, float *__restrict__ y) {
+    k_matvec_q8(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, int n, float *__restrict__ y,
+                bool add) {
     constexpr int TPB = q8task<T>::TASKS, TS = qt<T>::TS;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int row = blockIdx.x * QV_WARPS + warp;
@@ -205,7 +161,7 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
     for (int t = 0; t < NT; t++) {
 #pragma unroll
         for (int off = 16; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(FULL_MASK, acc[t], off);
-        if (lane == 0 && active && t < n) y[(int64_t)t * ne1 + row] = acc[t];
+        if (lane == 0 && active && t < n) cu_mm_store(y + (int64_t)t * ne1 + row, acc[t], add);
     }
 }
 
@@ -225,7 +181,8 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
 
 template <int T, int NT>
 __global__ void __launch_bounds__(QV_WARPS * 32)
-    k_matvec_q8_k45(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, int n, float *__restrict__ y) {
+    k_matvec_q8_k45(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, int n, float *__restrict__ y,
+                    bool add) {
     constexpr int TS = qt<T>::TS, QS = T == TY_TYPE_Q5_K ? 48 : 16;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, part = warp % K45_SPLIT;
     const int row = blockIdx.x * (QV_WARPS / K45_SPLIT) + warp / K45_SPLIT;
@@ -290,62 +247,65 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
     if (lane == 0 && active)
 #pragma unroll
         for (int t = 0; t < NT; t++)
-            if (t < n) y[(int64_t)t * ne1 + row] = acc[t];
+            if (t < n) cu_mm_store(y + (int64_t)t * ne1 + row, acc[t], add);
 }
 
 /* ---- launcher ---------------------------------------------------------------------------------- */
 
-bool cu_matvec_q8_supported(uint32_t type) {
-    return type == TY_TYPE_Q4_0 || type == TY_TYPE_Q8_0 || type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K ||
-           type == TY_TYPE_Q6_K;
+bool cu_matvec_q8_supported(uint32_t type) { return cu_act_format(type) != CU_ACT_NONE; }
+
+int cu_act_format(uint32_t type) {
+    switch (type) {
+    case TY_TYPE_Q4_0: case TY_TYPE_Q8_0: return CU_ACT_Q8_0;
+    case TY_TYPE_Q4_K: case TY_TYPE_Q5_K: case TY_TYPE_Q6_K: return CU_ACT_Q8_K;
+    default: return CU_ACT_NONE;
+    }
 }
 
 template <int T, int NT>
-static void launch_nt(cuda_backend *c, const cu_weight *w, int nb, int n, float *y) {
+static void launch_nt(cuda_backend *c, const cu_weight *w, int nb, int n, float *y, bool add) {
     const int ne1 = (int)w->ne1;
     if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) {
         const int krows = QV_WARPS / K45_SPLIT;
         k_matvec_q8_k45<T, NT><<<(unsigned)((ne1 + krows - 1) / krows), QV_WARPS * 32, 0, c->stream>>>(
-            w->dev, w->pitch, nb, ne1, c->xq, n, y);
+            w->dev, w->pitch, nb, ne1, c->xq, n, y, add);
     } else {
-        k_matvec_q8<T, NT><<<(unsigned)((ne1 + QV_WARPS - 1) / QV_WARPS), QV_WARPS * 32, 0, c->stream>>>(w->dev, w->pitch, nb,
-                                                                                                 ne1, c->xq, n, y);
+        k_matvec_q8<T, NT><<<(unsigned)((ne1 + QV_WARPS - 1) / QV_WARPS), QV_WARPS * 32, 0, c->stream>>>(
+            w->dev, w->pitch, nb, ne1, c->xq, n, y, add);
     }
 }
 
-template <int T> static void launch_type(cuda_backend *c, const cu_weight *w, int nb, int n, float *y) {
-    if (n == 1) launch_nt<T, 1>(c, w, nb, n, y);
-    else if (n == 2) launch_nt<T, 2>(c, w, nb, n, y);
-    else if (n <= 4) launch_nt<T, 4>(c, w, nb, n, y);
-    else if (n <= 8) launch_nt<T, 8>(c, w, nb, n, y);
-    else launch_nt<T, 16>(c, w, nb, n, y);
+template <int T> static void launch_type(cuda_backend *c, const cu_weight *w, int nb, int n, float *y, bool add) {
+    if (n == 1) launch_nt<T, 1>(c, w, nb, n, y, add);
+    else if (n == 2) launch_nt<T, 2>(c, w, nb, n, y, add);
+    else if (n <= 4) launch_nt<T, 4>(c, w, nb, n, y, add);
+    else if (n <= 8) launch_nt<T, 8>(c, w, nb, n, y, add);
+    else launch_nt<T, 16>(c, w, nb, n, y, add);
 }
 
-void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y) {
+void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add) {
     const int ne0 = (int)w->ne0;
-    const bool k_quant = w->type == TY_TYPE_Q4_K || w->type == TY_TYPE_Q5_K || w->type == TY_TYPE_Q6_K;
-    const int bs = k_quant ? 256 : 32;
-    if (ne0 % bs != 0 || ne0 > c->xq_cap || n < 1 || n > CU_MV_MAX_TOKENS) {
+    const int act = cu_act_format(w->type);
+    if (!cu_xq_fits(c, act, ne0, n)) {
         cu_fail(c, "matmul: %lld tokens of %d elements do not fit the 8-bit activation buffer (%lld)", (long long)n, ne0,
                 (long long)c->xq_cap);
         return;
     }
-    const int warps = 8, groups = ne0 / bs;
-    const dim3 qgrid((unsigned)((groups + warps - 1) / warps), (unsigned)n);
-    if (c->xq_src != x || c->xq_n != ne0 * n || c->xq_k != k_quant) {
-        if (k_quant) k_quantize_q8_K<<<qgrid, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
+    if (!cu_xq_holds(c, x, ne0, n, act)) {
+        const int warps = 8, groups = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
+        const dim3 qgrid((unsigned)((groups + warps - 1) / warps), (unsigned)n);
+        if (act == CU_ACT_Q8_K) k_quantize_q8_K<<<qgrid, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
         else k_quantize_q8_0<<<qgrid, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
-        c->xq_src = x;
-        c->xq_n = ne0 * n;
-        c->xq_k = k_quant;
+        cu_xq_set(c, x, ne0, n, act);
+        c->n_act_quant += n;
     }
-    const int nb = ne0 / bs;
+    const int nb = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
     switch (w->type) {
-    case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, w, nb, (int)n, y); break;
-    case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, w, nb, (int)n, y); break;
-    case TY_TYPE_Q4_K: launch_type<TY_TYPE_Q4_K>(c, w, nb, (int)n, y); break;
-    case TY_TYPE_Q5_K: launch_type<TY_TYPE_Q5_K>(c, w, nb, (int)n, y); break;
-    case TY_TYPE_Q6_K: launch_type<TY_TYPE_Q6_K>(c, w, nb, (int)n, y); break;
+    case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, w, nb, (int)n, y, add); break;
+    case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, w, nb, (int)n, y, add); break;
+    case TY_TYPE_Q4_K: launch_type<TY_TYPE_Q4_K>(c, w, nb, (int)n, y, add); break;
+    case TY_TYPE_Q5_K: launch_type<TY_TYPE_Q5_K>(c, w, nb, (int)n, y, add); break;
+    case TY_TYPE_Q6_K: launch_type<TY_TYPE_Q6_K>(c, w, nb, (int)n, y, add); break;
     default: cu_fail(c, "matmul: no 8-bit kernel for %s", ty_type_name(w->type));
     }
 }

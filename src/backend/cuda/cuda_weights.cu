@@ -8,7 +8,9 @@
  * (which is where the file is actually read), so disk/page-cache reads and PCIe transfers overlap.
  *
  * Lookup: ops receive the host ty_weight; its data pointer (into the mapping) is the key of a
- * sorted array searched by bisection: O(log n) for a few hundred weights, no hashing. */
+ * sorted array searched by bisection: O(log n) for a few hundred weights, no hashing.
+ *
+ * load_model also records where the fused ops should quantize to (set_act_hints). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,8 @@ void cu_free_weights(cuda_backend *c) {
     free(c->w);
     c->w = NULL;
     c->n_w = 0;
+    c->ffn_act = CU_ACT_NONE;
+    c->ffn_act_ne0 = 0;
 }
 
 static int cmp_host(const void *a, const void *b) {
@@ -40,15 +44,20 @@ static int cmp_host(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-const cu_weight *cu_find_weight(cuda_backend *c, const ty_weight *w) {
+/* The entry of the weight whose host data is at `host`, or NULL. */
+static cu_weight *find_entry(cuda_backend *c, const uint8_t *host) {
     size_t lo = 0, hi = c->n_w;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c->w[mid].host < w->data) lo = mid + 1;
+        if (c->w[mid].host < host) lo = mid + 1;
         else hi = mid;
     }
-    if (lo < c->n_w && c->w[lo].host == w->data) {
-        const cu_weight *e = &c->w[lo];
+    return lo < c->n_w && c->w[lo].host == host ? &c->w[lo] : NULL;
+}
+
+const cu_weight *cu_find_weight(cuda_backend *c, const ty_weight *w) {
+    const cu_weight *e = w->data ? find_entry(c, w->data) : NULL;
+    if (e) {
         if (e->type == w->type && e->ne0 == w->ne0 && e->ne1 == w->ne1) return e;
         cu_fail(c, "weight '%s' does not match its uploaded copy (type or shape)", w->name ? w->name : "?");
         return NULL;
@@ -130,6 +139,34 @@ static const char *weight_name(const ty_model_desc *d, const uint8_t *data) {
             if (ws[i]->data == data) return ws[i]->name ? ws[i]->name : "?";
     }
     return "?";
+}
+
+/* ---- hints for the fused quantization (cu_weight.act_next, cuda_backend.ffn_act) ----------------- */
+
+static void hint_norm(cuda_backend *c, const ty_weight *norm, const ty_weight *next) {
+    cu_weight *e = norm->data ? find_entry(c, norm->data) : NULL;
+    if (e) e->act_next = next->data && next->ne0 == e->ne0 ? cu_act_format(next->type) : CU_ACT_NONE;
+}
+
+/* What rmsnorm and swiglu quantize their output for: the format of the matmul after each norm, and
+ * of w_down when all layers share it (with mixed formats the matmuls quantize for themselves). */
+static void set_act_hints(cuda_backend *c, const ty_model_desc *d) {
+    hint_norm(c, &d->output_norm, &d->output);
+    c->ffn_act = CU_ACT_NONE;
+    c->ffn_act_ne0 = 0;
+    for (int64_t l = 0; l < d->hp.n_layer; l++) {
+        const ty_layer_weights *L = &d->layers[l];
+        hint_norm(c, &L->attn_norm, &L->wq);
+        hint_norm(c, &L->ffn_norm, &L->w_gate);
+        const int act = L->w_down.data ? cu_act_format(L->w_down.type) : CU_ACT_NONE;
+        if (l == 0) {
+            c->ffn_act = act;
+            c->ffn_act_ne0 = L->w_down.ne0;
+        } else if (act != c->ffn_act || L->w_down.ne0 != c->ffn_act_ne0) {
+            c->ffn_act = CU_ACT_NONE;
+        }
+    }
+    if (c->ffn_act == CU_ACT_NONE) c->ffn_act_ne0 = 0;
 }
 
 int cu_load_model(ty_backend *be, const ty_model_desc *d, ty_err *err) {
@@ -261,5 +298,6 @@ int cu_load_model(ty_backend *be, const ty_model_desc *d, ty_err *err) {
     }
     c->w = list; /* still sorted by host pointer */
     c->n_w = n;
+    set_act_hints(c, d);
     return TY_OK;
 }
