@@ -136,6 +136,21 @@ static inline TY_AVX2 __m256 spread_pair(__m128 v) {
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
 }
 
+/* [f16 a, f16 b, 0, 0] as floats. The two halves are joined in a general-purpose register (integer
+ * pipes, idle here) and moved over once: GCC's code for the f16x4 idiom costs 5 vector ops. */
+static inline TY_AVX2 __m128 f16x2(const uint8_t *a, const uint8_t *b) {
+    uint16_t ha, hb;
+    memcpy(&ha, a, 2);
+    memcpy(&hb, b, 2);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)ha | (uint32_t)hb << 16)));
+}
+
+/* [xA * yA, xB * yB] spread as a pair's sums (lanes 0-3, 4-7): the same floats as
+ * spread_pair(mul_pairs(f16x4(xA, xB, yA, yB))), the weight half converted once per pair. */
+static inline TY_AVX2 __m256 pair_scale(__m128 xd, const uint8_t *ya, const uint8_t *yb) {
+    return spread_pair(_mm_mul_ps(xd, f16x2(ya, yb)));
+}
+
 /* The 8 six-bit scales (bytes 0-7) and 8 mins (bytes 8-15) of Q4_K/Q5_K (blocks.h,
  * blk_k4_scale_min), unpacked four at a time with 32-bit masks. */
 static inline TY_AVX2 __m128i k4_scales_mins(const uint8_t q[12]) {
@@ -263,7 +278,7 @@ TY_AVX2_INLINE __m256 q4_0_pair(const blk_q4_0 *x, const blk_q8_0 *y, __m256 acc
     const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), off);
     const __m256i p = _mm256_add_epi16(maddubs_i8(lo, load2x128(y[0].qs, y[1].qs)),
                                        maddubs_i8(hi, load2x128(y[0].qs + 16, y[1].qs + 16)));
-    const __m256 d = spread_pair(mul_pairs(f16x4(x[0].d, x[1].d, y[0].d, y[1].d)));
+    const __m256 d = pair_scale(f16x2(x[0].d, x[1].d), y[0].d, y[1].d);
     return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc);
 }
 
@@ -278,7 +293,7 @@ TY_AVX2_INLINE __m256 q4_1_pair(const blk_q4_1 *x, const blk_q8_1 *y, __m256 acc
     const __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
     const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load2x128(y[0].qs, y[1].qs)),
                                        _mm256_maddubs_epi16(hi, load2x128(y[0].qs + 16, y[1].qs + 16)));
-    const __m256 d = spread_pair(mul_pairs(f16x4(x[0].d, x[1].d, y[0].d, y[1].d)));
+    const __m256 d = pair_scale(f16x2(x[0].d, x[1].d), y[0].d, y[1].d);
     return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc);
 }
 
@@ -301,7 +316,7 @@ TY_AVX2_INLINE __m256 q5_0_pair(const blk_q5_0 *x, const blk_q8_0 *y, __m256 acc
     const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), _mm256_andnot_si256(bhi, f0));
     const __m256i p = _mm256_add_epi16(maddubs_i8(lo, load2x128(y[0].qs, y[1].qs)),
                                        maddubs_i8(hi, load2x128(y[0].qs + 16, y[1].qs + 16)));
-    const __m256 d = spread_pair(mul_pairs(f16x4(x[0].d, x[1].d, y[0].d, y[1].d)));
+    const __m256 d = pair_scale(f16x2(x[0].d, x[1].d), y[0].d, y[1].d);
     return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc);
 }
 
@@ -315,7 +330,7 @@ TY_AVX2_INLINE __m256 q5_1_pair(const blk_q5_1 *x, const blk_q8_1 *y, __m256 acc
     const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), _mm256_and_si256(bhi, b4));
     const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load2x128(y[0].qs, y[1].qs)),
                                        _mm256_maddubs_epi16(hi, load2x128(y[0].qs + 16, y[1].qs + 16)));
-    const __m256 d = spread_pair(mul_pairs(f16x4(x[0].d, x[1].d, y[0].d, y[1].d)));
+    const __m256 d = pair_scale(f16x2(x[0].d, x[1].d), y[0].d, y[1].d);
     return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc);
 }
 
@@ -325,7 +340,7 @@ TY_AVX2_INLINE __m256 q8_0_pair(const blk_q8_0 *x, const blk_q8_0 *y, __m256 acc
     (void)extra;
     const __m256i lo = dot_i8i8(load2x128(x[0].qs, x[1].qs), load2x128(y[0].qs, y[1].qs));
     const __m256i hi = dot_i8i8(load2x128(x[0].qs + 16, x[1].qs + 16), load2x128(y[0].qs + 16, y[1].qs + 16));
-    const __m256 d = spread_pair(mul_pairs(f16x4(x[0].d, x[1].d, y[0].d, y[1].d)));
+    const __m256 d = pair_scale(f16x2(x[0].d, x[1].d), y[0].d, y[1].d);
     return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi)), acc);
 }
 
@@ -574,21 +589,6 @@ DOT_BLOCKS(ty_avx2_dot_q6_K, q6_K_block, blk_q6_K, blk_q8_K, TY_QK_K)
 static inline TY_AVX2 __m256i keep(__m256i v) {
     __asm__("" : "+x"(v));
     return v;
-}
-
-/* [f16 a, f16 b, 0, 0] as floats. The two halves are joined in a general-purpose register (integer
- * pipes, idle here) and moved over once: GCC's code for the f16x4 idiom costs 5 vector ops. */
-static inline TY_AVX2 __m128 f16x2(const uint8_t *a, const uint8_t *b) {
-    uint16_t ha, hb;
-    memcpy(&ha, a, 2);
-    memcpy(&hb, b, 2);
-    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)ha | (uint32_t)hb << 16)));
-}
-
-/* [xA * yA, xB * yB] spread as a pair's sums (lanes 0-3, 4-7): the same floats as
- * spread_pair(mul_pairs(f16x4(xA, xB, yA, yB))), the weight half converted once per pair. */
-static inline TY_AVX2 __m256 pair_scale(__m128 xd, const uint8_t *ya, const uint8_t *yb) {
-    return spread_pair(_mm_mul_ps(xd, f16x2(ya, yb)));
 }
 
 /* 32-element formats, a pair of blocks x[0], x[1] times the pair at index i of nt activation rows
