@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cuda_variants.sh - builds the CLI once per set of compile-time kernel options and times decode
 # (tg128) and prompts (pp512) with each on one synthesized 7B Q4_K_M file, side by side in one run.
-#   bash scripts/cuda_variants.sh "-DK45_UNROLL=4" "-DK45_UNROLL=8" ...
+#   bash scripts/cuda_variants.sh "" "-DSOME_KERNEL_OPTION=1" ...
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/cuda/bin"

@@ -7,7 +7,8 @@
  *    host-to-device op; an F32 get_rows is an exact copy, checked by a round trip):
  *      get_rows    every weight type, bit-identical to ty_dequantize_row
  *      matmul      every weight type, n = 1 (matrix-vector kernel) and n > 1 (tiled kernel), ragged
- *                  shapes; |gpu - ref| <= 2e-5 * sum|w x| + 1e-6 per element (fp32 vs double)
+ *                  shapes; |gpu - ref| <= 2e-5 * sum|w x| + 1e-6 per element (fp32 vs double); the
+ *                  8-bit path for 1..16 tokens, each token of a batch bit-identical to it alone
  *      rmsnorm     F32/F16/BF16 weights, rel 1e-6;  rope: within 2 float ulps of the CPU's
  *      kv_store    F32/F16/Q8_0 caches bit-identical to the CPU's; attention (causal, GQA, several
  *                  tiles, prefill and decode) max error <= 1e-5 of the largest output
@@ -16,7 +17,8 @@
  *    fused ops against a backend with them off (TY_CUDA_NO_FUSE=1), bit for bit (fast path):
  *      rmsnorm and swiglu quantizing their output for the next matmul (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K;
  *      1..16 tokens; the matmuls then quantize nothing: the "act_quant" counter), matmul_add (and at
- *      17 tokens, cuBLAS with beta = 1: within 1e-6), rope_store vs rope + kv_store (q, k, caches)
+ *      17 tokens, cuBLAS with beta = 1: within 1e-6), rope_store vs rope + kv_store (q, k, caches),
+ *      three matmuls of one quantized input (one launch when fused, as q, k, v)
  * 2. whole models: each GGUF in $TY_FIXTURES/gguf (default ../shared/fixtures; cases from its
  *    cases.txt), data/yard-target-27m-q8_0.gguf and the files in $TY_CUDA_MODELS (colon-separated;
  *    random token sequences): logits at every position (F32 KV cache) vs the CPU exact path,
@@ -288,6 +290,17 @@ static void test_matvec_fast_shape(ty_backend *gpu, uint32_t type, int64_t K, in
         }
         CHECK(bad == 0, "fast matvec %s K=%lld R=%lld n=%lld: %d outputs off, worst error %.3g of sum|wx|", tn,
               (long long)K, (long long)R, (long long)n, bad, worst);
+        /* a batch gives each token the bits of that token alone (speculative verification = decoding) */
+        for (int64_t t = 0; n > 1 && t < n; t++) {
+            float *y1g = gpu_buf(gpu, (size_t)R);
+            gpu->ops->matmul(gpu, &W.w, xg + t * K, 1, y1g);
+            float *y1 = download(gpu, y1g, (size_t)R);
+            CHECK(memcmp(y1, y + t * R, sizeof(float) * (size_t)R) == 0,
+                  "fast matvec %s K=%lld R=%lld: token %lld of a batch of %lld differs from the token alone", tn,
+                  (long long)K, (long long)R, (long long)t, (long long)n);
+            free(y1);
+            gpu->ops->buffer_free(gpu, y1g);
+        }
         if (getenv("TY_TEST_VERBOSE"))
             printf("  fast matvec %-5s K=%-5lld R=%-4lld n=%lld worst %.2e\n", tn, (long long)K, (long long)R, (long long)n,
                    worst);
@@ -314,7 +327,7 @@ static void test_matvec_fast(void) {
     }
     ty_hparams hp = {.n_embd = 4352, .n_ff = 4352, .n_head = 8, .n_head_kv = 1, .head_dim = 128, .n_rot = 128,
                      .rope_freq_base = 1e6f, .n_layer = 1, .n_vocab = 32};
-    CHECK(g->ops->reserve(g, &hp, 8, 64, &err) == TY_OK, "reserve (fast path): %s", err.msg);
+    CHECK(g->ops->reserve(g, &hp, 16, 64, &err) == TY_OK, "reserve (fast path): %s", err.msg);
     const uint32_t types[] = {TY_TYPE_Q4_0, TY_TYPE_Q8_0, TY_TYPE_Q4_K, TY_TYPE_Q5_K, TY_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         test_matvec_fast_shape(g, types[i], 4352, 37, 1);
@@ -322,6 +335,7 @@ static void test_matvec_fast(void) {
         test_matvec_fast_shape(g, types[i], 4352, 37, 2);  /* a speculative batch: weights read once */
         test_matvec_fast_shape(g, types[i], 768, 45, 5);   /* 8-token kernel, 3 rows unused */
         test_matvec_fast_shape(g, types[i], 4352, 21, 8);
+        test_matvec_fast_shape(g, types[i], 2304, 19, 16); /* the largest batch of the 8-bit kernels */
     }
     backend_ok(g, "fast matvec");
     g->ops->destroy(g);
@@ -357,7 +371,7 @@ static int same_bits(ty_backend *a, const float *da, ty_backend *b, const float 
  * a matmul of its output (w_down), matmul_add (or matmul + add); device buffers, and the act_quant
  * counts of the two quantizing steps. */
 typedef struct fused_run {
-    float *xb, *y1, *gd, *y2, *yr;
+    float *xb, *y1, *y1b, *y1c, *gd, *y2, *yr;
     int64_t q_norm, q_swiglu;
 } fused_run;
 
@@ -371,12 +385,16 @@ static void fused_steps(ty_backend *g, const fused_model *m, int64_t n, fused_ru
     float *xd = gpu_rows(g, &m->X, n);
     r->xb = gpu_buf(g, (size_t)(n * K));
     r->y1 = gpu_buf(g, (size_t)(n * R));
+    r->y1b = gpu_buf(g, (size_t)(n * R));
+    r->y1c = gpu_buf(g, (size_t)(n * R));
     r->gd = gpu_rows(g, &m->G, n);
     float *ud = gpu_rows(g, &m->U, n);
     r->y2 = gpu_buf(g, (size_t)(n * R));
     const int64_t c0 = act_quant(g);
     g->ops->rmsnorm(g, xd, &m->N.w, 1e-5f, n, r->xb);
     g->ops->matmul(g, &m->W.w, r->xb, n, r->y1);
+    g->ops->matmul(g, &m->W.w, r->xb, n, r->y1b); /* like q, k, v: one launch on the fused backend */
+    g->ops->matmul(g, &m->W.w, r->xb, n, r->y1c);
     const int64_t c1 = act_quant(g);
     g->ops->swiglu(g, r->gd, ud, n * F);
     g->ops->matmul(g, &m->D.w, r->gd, n, r->y2);
@@ -397,7 +415,7 @@ static void fused_steps(ty_backend *g, const fused_model *m, int64_t n, fused_ru
 }
 
 static void fused_run_free(ty_backend *g, fused_run *r) {
-    float *bufs[] = {r->xb, r->y1, r->gd, r->y2, r->yr};
+    float *bufs[] = {r->xb, r->y1, r->y1b, r->y1c, r->gd, r->y2, r->yr};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) g->ops->buffer_free(g, bufs[i]);
 }
 
@@ -440,6 +458,8 @@ static void test_fused_type(ty_backend *f, ty_backend *u, uint32_t type, uint32_
             fused_steps(u, &m, n, &b);
             CHECK(same_bits(f, a.xb, u, b.xb, (size_t)(n * K)) && same_bits(f, a.y1, u, b.y1, (size_t)(n * R)),
                   "%s n=%lld: rmsnorm (+ quantize) then matmul differs from the unfused ops", tn, (long long)n);
+            CHECK(same_bits(f, a.y1b, u, b.y1, (size_t)(n * R)) && same_bits(f, a.y1c, u, b.y1, (size_t)(n * R)),
+                  "%s n=%lld: three matmuls of one input (one launch) differ from the unfused ops", tn, (long long)n);
             CHECK(same_bits(f, a.gd, u, b.gd, (size_t)(n * F)) && same_bits(f, a.y2, u, b.y2, (size_t)(n * R)),
                   "%s n=%lld: swiglu (+ quantize) then matmul differs from the unfused ops", tn, (long long)n);
             /* the fused ops quantized for the matmuls, which then had nothing left to quantize */

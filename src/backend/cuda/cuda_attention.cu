@@ -256,6 +256,8 @@ template <int KT>
 __global__ void k_attn_split(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
                              uint64_t row_bytes, int64_t pos0, int n_head, int n_head_kv, float scale,
                              float *__restrict__ part) {
+    cu_pdl_wait(); /* launched with cu_launch (PDL) */
+    cu_pdl_trigger();
     const int kvh = blockIdx.x, split = blockIdx.y, n_splits = gridDim.y, t = blockIdx.z;
     const int G = n_head / n_head_kv, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int h = kvh * G + warp;
@@ -305,12 +307,19 @@ __global__ void k_attn_split(const float *__restrict__ q, const uint8_t *__restr
     if (lane == 0) o[FA_HD] = m, o[FA_HD + 1] = l;
 }
 
+/* One block per (head, query), one thread per output element: the splits' partial results rescaled
+ * to the largest max, summed in split order, divided by the summed weights. The loops over the
+ * splits issue 4 splits' loads at a time (not one L2 round trip per split: 256 splits at 16k). */
 __global__ void k_attn_combine(const float *__restrict__ part, int n_splits, float *__restrict__ out) {
+    cu_pdl_wait(); /* launched with cu_launch (PDL) */
+    cu_pdl_trigger();
     const int h = blockIdx.x, d = threadIdx.x, t = blockIdx.y;
     const float *ph = part + ((int64_t)t * gridDim.x + h) * n_splits * PART_STRIDE;
     float M = -INFINITY;
+#pragma unroll 4
     for (int s = 0; s < n_splits; s++) M = fmaxf(M, ph[s * PART_STRIDE + FA_HD]);
     float L = 0.f, o = 0.f;
+#pragma unroll 4
     for (int s = 0; s < n_splits; s++) {
         const float *ps = ph + s * PART_STRIDE;
         const float w = ps[FA_HD] == -INFINITY ? 0.f : expf(ps[FA_HD] - M);
@@ -347,13 +356,11 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
     if (n <= CU_MV_MAX_TOKENS && head_dim == FA_HD && G <= 8 && c->attn_part &&
         n * n_head * splits * PART_STRIDE <= c->attn_part_cap && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
         dim3 g((unsigned)n_head_kv, (unsigned)splits, (unsigned)n);
-        if (kv_type == TY_TYPE_F16)
-            k_attn_split<TY_TYPE_F16><<<g, (unsigned)(32 * G), 0, c->stream>>>(q, k, v, row_bytes, pos0, (int)n_head,
-                                                                              (int)n_head_kv, scale, c->attn_part);
-        else
-            k_attn_split<TY_TYPE_F32><<<g, (unsigned)(32 * G), 0, c->stream>>>(q, k, v, row_bytes, pos0, (int)n_head,
-                                                                              (int)n_head_kv, scale, c->attn_part);
-        k_attn_combine<<<dim3((unsigned)n_head, (unsigned)n), FA_HD, 0, c->stream>>>(c->attn_part, (int)splits, out);
+        const dim3 block((unsigned)(32 * G));
+        cu_launch(c, kv_type == TY_TYPE_F16 ? k_attn_split<TY_TYPE_F16> : k_attn_split<TY_TYPE_F32>, g, block, q, k, v,
+                  row_bytes, pos0, (int)n_head, (int)n_head_kv, scale, c->attn_part);
+        cu_launch(c, k_attn_combine, dim3((unsigned)n_head, (unsigned)n), dim3(FA_HD), (const float *)c->attn_part,
+                  (int)splits, out);
         return;
     }
     if (n >= FA_BQ / 2 && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {

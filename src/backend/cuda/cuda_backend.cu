@@ -46,8 +46,13 @@ bool cu_enter(cuda_backend *c) {
     return CU_OK(c, cudaSetDevice(c->device));
 }
 
-/* True when ops should run: the device is current and nothing failed before. */
-static bool cu_ready(cuda_backend *c) { return !c->failed && cu_enter(c); }
+/* True when ops should run: the device is current and nothing failed before. Every op but matmul
+ * starts here, which first launches the matmuls kept for one launch (cu_mv_defer). */
+static bool cu_ready(cuda_backend *c) {
+    if (c->failed || !cu_enter(c)) return false;
+    cu_mv_flush(c);
+    return !c->failed;
+}
 
 static const double MiB = 1024.0 * 1024.0;
 
@@ -82,6 +87,7 @@ __global__ void k_probe(int *p) {
 static void cu_destroy(ty_backend *be) {
     cuda_backend *c = cu_be(be);
     cudaSetDevice(c->device);
+    cu_mv_flush(c);
     if (c->stream) cudaStreamSynchronize(c->stream);
     cu_free_weights(c);
     for (size_t i = 0; i < c->n_kv; i++) cudaFree(c->kv[i].ptr); /* normally freed by kv_free already */
@@ -111,6 +117,7 @@ static void cu_buffer_free(ty_backend *be, float *buf) {
     cuda_backend *c = cu_be(be);
     c->xq_src = NULL; /* a new buffer may get this address */
     cudaSetDevice(c->device);
+    cu_mv_flush(c); /* a kept matmul may write it */
     cudaFree(buf);
 }
 
@@ -148,6 +155,7 @@ static void cu_kv_free(ty_backend *be, void *buf) {
             break;
         }
     cudaSetDevice(c->device);
+    cu_mv_flush(c);
     cudaFree(buf);
 }
 
@@ -270,6 +278,7 @@ static int ensure_attn_part(cuda_backend *c, const ty_hparams *hp, int64_t n_ctx
 static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int64_t n_ctx, ty_err *err) {
     cuda_backend *c = cu_be(be);
     if (!cu_enter(c)) return ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg);
+    cu_mv_flush(c); /* the buffers a kept matmul reads may be reallocated */
     if (hp->head_dim > 4096 || hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0)
         return ty_seterr(err, TY_ERR_UNSUPPORTED, "the CUDA backend cannot run attention with %lld heads of %lld over %lld KV heads",
                          (long long)hp->n_head, (long long)hp->head_dim, (long long)hp->n_head_kv);
@@ -341,16 +350,56 @@ static void cu_rmsnorm(ty_backend *be, const float *x, const ty_weight *w, float
     if (act != CU_ACT_NONE) cu_xq_set(c, out, cw->ne0, n, act);
 }
 
+/* ---- matmuls kept for one launch -----------------------------------------------------------------
+ * q, k and v (gate and up) multiply the same input, and each matrix alone is too small to keep the
+ * GPU busy: every launch would ramp up and drain on its own, and with PDL the next one starts only
+ * after that. So with fusion on, a fast-path matmul (8-bit kernels, up to CU_MV_MAX_TOKENS tokens)
+ * of an input that xq already holds (rmsnorm quantized it) is kept instead of launched; matmuls of
+ * the same input, token count, type and width join it, and the next other op (cu_ready) or a
+ * matmul that cannot join launches them all as one kernel. Each output gets the bits of its own
+ * launch: the kernels compute every matrix the same way. */
+
+static bool overlap(const float *a, int64_t na, const float *b, int64_t nb) { return a < b + nb && b < a + na; }
+
+static bool cu_mv_defer(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add) {
+    const int act = cu_act_format(w->type);
+    if (!c->fuse || c->exact || n > CU_MV_MAX_TOKENS || act == CU_ACT_NONE || !cu_xq_holds(c, x, w->ne0, n, act) ||
+        overlap(y, n * w->ne1, x, n * w->ne0))
+        return false;
+    bool joins = c->mv_pending > 0 && c->mv_pending < CU_MV_JOBS && c->mv_x == x && c->mv_n == n &&
+                 c->mv_w[0]->type == w->type && c->mv_w[0]->ne0 == w->ne0;
+    for (int i = 0; joins && i < c->mv_pending; i++) joins = !overlap(y, n * w->ne1, c->mv_y[i], n * c->mv_w[i]->ne1);
+    if (!joins) cu_mv_flush(c);
+    const int k = c->mv_pending++;
+    c->mv_w[k] = w;
+    c->mv_y[k] = y;
+    c->mv_add[k] = add;
+    c->mv_x = x;
+    c->mv_n = n;
+    return true;
+}
+
+void cu_mv_flush(cuda_backend *c) {
+    const int k = c->mv_pending;
+    if (k == 0) return;
+    c->mv_pending = 0;
+    if (c->failed) return;
+    cu_launch_matvec_q8(c, c->mv_w, c->mv_y, c->mv_add, k, c->mv_x, c->mv_n);
+    cu_after_op(c, "matmul");
+}
+
 /* matmul and matmul_add (y += W x, the add fused into the kernels' final store) */
 static void matmul_op(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y, bool add) {
     cuda_backend *c = cu_be(be);
-    if (!cu_ready(c) || n <= 0) return;
+    if (c->failed || !cu_enter(c) || n <= 0) return; /* not cu_ready: kept matmuls may be joined */
     const cu_weight *cw = cu_find_weight(c, w);
     if (!cw) return;
-    if (add && y < x + n * cw->ne0 && x < y + n * cw->ne1) {
+    if (add && overlap(y, n * cw->ne1, x, n * cw->ne0)) {
         cu_fail(c, "matmul_add: the output overlaps the input");
         return;
     }
+    if (cu_mv_defer(c, cw, x, n, y, add)) return;
+    cu_mv_flush(c);
     cu_launch_matmul(c, cw, x, n, y, add);
     if (c->xq_src && y < c->xq_src + c->xq_ne0 * c->xq_rows && c->xq_src < y + n * cw->ne1) c->xq_src = NULL;
     cu_after_op(c, add ? "matmul_add" : "matmul");
@@ -466,6 +515,7 @@ static void cu_download(ty_backend *be, float *host, const float *src, int64_t n
 
 static int cu_status(ty_backend *be, ty_err *err) {
     cuda_backend *c = cu_be(be);
+    if (!c->failed && cu_enter(c)) cu_mv_flush(c); /* launch errors of kept matmuls show here */
     return c->failed ? ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg) : TY_OK;
 }
 
@@ -540,6 +590,8 @@ extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_inde
     if (!c) return ty_seterr(err, TY_ERR_NOMEM, "out of memory creating the CUDA backend");
     const char *no_fuse = getenv("TY_CUDA_NO_FUSE");
     c->fuse = !(no_fuse && *no_fuse && strcmp(no_fuse, "0") != 0);
+    const char *no_pdl = getenv("TY_CUDA_NO_PDL");
+    c->pdl = prop.major >= 9 && !(no_pdl && *no_pdl && strcmp(no_pdl, "0") != 0);
     cu_fill_ops(&c->ops, c->fuse);
     c->base.ops = &c->ops;
     c->device = device_index;

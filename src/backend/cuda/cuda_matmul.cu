@@ -232,7 +232,7 @@ void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64
     }
     const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
     if (n <= CU_MV_MAX_TOKENS && !c->exact && cu_matvec_q8_supported(w->type)) {
-        cu_launch_matvec_q8(c, w, x, n, y, add);
+        cu_launch_matvec_q8(c, &w, &y, &add, 1, x, n);
     } else if (cu_gemm_usable(c, w, n)) {
         cu_launch_gemm(c, w, x, n, y, add);
     } else if (n <= CU_MV_MAX_TOKENS) {

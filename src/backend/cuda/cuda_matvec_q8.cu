@@ -10,21 +10,33 @@
  * cuda_q8act.cuh, which also holds the quantizers. An input that rmsnorm or swiglu already quantized
  * (cu_xq_holds) is not quantized again.
  *
- * Matrix-vector: one warp per row, QV_WARPS rows per block. Q4_0/Q8_0/Q6_K rows are cut into
- * tasks (a Q4_0/Q8_0 block, 64 elements of a Q6_K block); lane i takes tasks i, i+32, ..., so a
- * warp's loads cover consecutive bytes of the row. Q4_K/Q5_K use the k-sliced kernel below. Lane
- * sums are float, then a shuffle reduction. */
+ * Matrix-vector: a warp computes R whole rows (R = 2: the activations each lane loads serve both,
+ * and a 4096-row matrix is 512 blocks, one wave on an H100; at one row per warp the Q6_K kernel's
+ * 1024 blocks were 924 per wave, and the last 100 took as long as the first 924). Q4_K/Q5_K have
+ * their own kernel (64 elements per lane, 8 whole blocks per warp step); Q4_0/Q8_0/Q6_K rows are cut into
+ * tasks (a Q4_0/Q8_0 block, 64 elements of a Q6_K block), lane i taking tasks i, i+32, ..., so a
+ * warp's loads cover consecutive bytes of the row. Lane sums are float, then a shuffle reduction;
+ * the order of the float operations does not depend on the number of tokens, so a batch gives
+ * each token the bits of decoding it alone.
+ *
+ * One launch may multiply up to CU_MV_JOBS matrices of the same input (mv_jobs: q, k and v, kept
+ * together by cu_mv_defer in cuda_backend.cu), so that they ramp up and drain once. The kernels are
+ * launched with PDL (cuda_common.cuh). (Prefetching each warp's first weight bytes to L2 before the
+ * PDL wait was tried and cost 3-9% of tg128: docs/cuda-notes.md.) */
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_q8act.cuh"
 #include "backend/cuda/cuda_quant.cuh"
 
-#define QV_WARPS 4
+#define QV_WARPS 4 /* warps per block */
+#define QV_ROWS 2  /* rows per warp (R) */
 #define FULL_MASK 0xffffffffu
 
 /* ---- quantizing the activations (one token per blockIdx.y) ------------------------------------ */
 
 /* Q8_0: one warp per 32 elements. */
 __global__ void k_quantize_q8_0(const float *__restrict__ x, int ne0, cu_q8act a0) {
+    cu_pdl_wait();
+    cu_pdl_trigger();
     const cu_q8act a = q8_row(a0, blockIdx.y);
     x += (int64_t)blockIdx.y * ne0;
     const int g = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -34,6 +46,8 @@ __global__ void k_quantize_q8_0(const float *__restrict__ x, int ne0, cu_q8act a
 
 /* Q8_K: one warp per 256 elements, 8 per lane. */
 __global__ void k_quantize_q8_K(const float *__restrict__ x, int ne0, cu_q8act a0) {
+    cu_pdl_wait();
+    cu_pdl_trigger();
     const cu_q8act a = q8_row(a0, blockIdx.y);
     x += (int64_t)blockIdx.y * ne0;
     const int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -90,16 +104,24 @@ template <> struct q8task<TY_TYPE_Q8_0> {
     }
 };
 
-/* The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block (k4_scale_min), from its 12 scale
- * bytes packed in 3 words. */
-__device__ __forceinline__ void k4_sc_mn(const uint32_t (&s)[3], int j, int &sc, int &mn) {
-    if (j < 4) {
-        sc = BYTE(s, j) & 63;
-        mn = BYTE(s, j + 4) & 63;
-    } else {
-        sc = (BYTE(s, j + 4) & 0xF) | ((BYTE(s, j - 4) >> 6) << 4);
-        mn = (BYTE(s, j + 4) >> 4) | ((BYTE(s, j) >> 6) << 4);
-    }
+/* The 16 bytes at p (2-byte aligned: Q6_K blocks are 210 bytes) as 4 words, from the aligned 16-byte
+ * vectors at p - s and p - s + 16 (s = p % 16; only the first when s = 0): 2 wide loads and a few
+ * selects instead of 8 two-byte loads (tg128 +1.6%). The last byte read is at most p + 30, inside
+ * the Q6_K block for every field read below. */
+__device__ __forceinline__ void ld16_a2(const uint8_t *p, uint32_t (&w)[4]) {
+    const uintptr_t ad = (uintptr_t)p;
+    const uint4 *v = (const uint4 *)(ad & ~(uintptr_t)15);
+    const int s = (int)(ad & 15);
+    const uint4 v0 = v[0];
+    const uint4 v1 = s ? v[1] : v0;
+    const uint32_t x[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+    uint32_t u[6], t[5];
+#pragma unroll
+    for (int i = 0; i < 6; i++) u[i] = (s & 8) ? x[i + 2] : x[i];
+#pragma unroll
+    for (int i = 0; i < 5; i++) t[i] = (s & 4) ? u[i + 1] : u[i];
+#pragma unroll
+    for (int i = 0; i < 4; i++) w[i] = __funnelshift_r(t[i], t[i + 1], 8 * (s & 3));
 }
 
 /* Q6_K (210 bytes: ql[128], qh[64], scales[16] int8, d): half h, l = 0..31: elements 128h + 32k + l
@@ -111,9 +133,9 @@ template <> struct q8task<TY_TYPE_Q6_K> {
     static __device__ __forceinline__ float dot(const uint8_t *w, int t, const cu_q8act &a, int b) {
         const int h = t >> 1, g = t & 1;
         uint32_t A[4], B[4], H[4];
-        ld_bytes_a2<16>(w + 64 * h + 16 * g, A);
-        ld_bytes_a2<16>(w + 64 * h + 32 + 16 * g, B);
-        ld_bytes_a2<16>(w + 128 + 32 * h + 16 * g, H);
+        ld16_a2(w + 64 * h + 16 * g, A);
+        ld16_a2(w + 64 * h + 32 + 16 * g, B);
+        ld16_a2(w + 128 + 32 * h + 16 * g, H);
         const int8_t *y = a.q + b * 256 + 128 * h + 16 * g;
         const int4 y0 = ld_i4(y), y1 = ld_i4(y + 32), y2 = ld_i4(y + 64), y3 = ld_i4(y + 96);
         int d0 = 0, d1 = 0, d2 = 0, d3 = 0;
@@ -134,120 +156,185 @@ template <> struct q8task<TY_TYPE_Q6_K> {
     }
 };
 
-/* ---- the matrix-vector kernel ------------------------------------------------------------------ */
+/* ---- the matrix-vector kernels ----------------------------------------------------------------- */
 
-/* One warp per row. NT tokens (n of them real): each task's weights are read once from memory (the
- * other tokens' reads of the same bytes hit L1). */
-template <int T, int NT>
-__global__ void __launch_bounds__(QV_WARPS * 32)
-    k_matvec_q8(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, int n, float *__restrict__ y,
-                bool add) {
-    constexpr int TPB = q8task<T>::TASKS, TS = qt<T>::TS;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int row = blockIdx.x * QV_WARPS + warp;
-    const bool active = row < ne1;
-    const uint8_t *wr = W + (uint64_t)(active ? row : 0) * pitch;
-    const int n_tasks = active ? nb * TPB : 0;
-    float acc[NT];
+/* The matrices of one launch (CU_MV_JOBS at most; one type, width and input): blocks
+ * [end[j - 1], end[j]) compute y_j = W_j x, or y_j += W_j x when add[j]. Unused slots repeat the
+ * last end. */
+struct mv_jobs {
+    const uint8_t *W[CU_MV_JOBS];
+    float *y[CU_MV_JOBS];
+    uint64_t pitch[CU_MV_JOBS];
+    int ne1[CU_MV_JOBS], end[CU_MV_JOBS];
+    bool add[CU_MV_JOBS];
+};
+
+/* This block's matrix, and the block's index within it. */
+struct mv_job {
+    const uint8_t *W;
+    float *y;
+    uint64_t pitch;
+    int ne1, block;
+    bool add;
+};
+__device__ __forceinline__ mv_job pick_job(const mv_jobs &J) {
+    mv_job m = {J.W[0], J.y[0], J.pitch[0], J.ne1[0], (int)blockIdx.x, J.add[0]};
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.f;
+    for (int i = 1; i < CU_MV_JOBS; i++)
+        if ((int)blockIdx.x >= J.end[i - 1])
+            m = mv_job{J.W[i], J.y[i], J.pitch[i], J.ne1[i], (int)blockIdx.x - J.end[i - 1], J.add[i]};
+    return m;
+}
+
+/* R rows per warp, NT tokens (n of them real): each task's weights are read once from memory (the
+ * other tokens' reads of the same bytes hit L1). Rows past ne1 read row ne1 - 1 and store nothing. */
+template <int T, int NT, int R>
+__global__ void __launch_bounds__(QV_WARPS * 32)
+    k_matvec_q8(const mv_jobs J, int nb, cu_q8act a, int n) {
+    constexpr int TPB = q8task<T>::TASKS, TS = qt<T>::TS;
+    const mv_job m = pick_job(J);
+    const uint8_t *__restrict__ W = m.W;
+    const uint64_t pitch = m.pitch;
+    const int ne1 = m.ne1;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int row0 = (m.block * QV_WARPS + warp) * R;
+    const uint8_t *wr[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) wr[r] = W + (uint64_t)min(row0 + r, ne1 - 1) * pitch;
+    cu_pdl_wait();
+    cu_pdl_trigger();
+    const int n_tasks = row0 < ne1 ? nb * TPB : 0;
+    float acc[R][NT];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = 0.f;
 #pragma unroll 2
     for (int k = lane; k < n_tasks; k += 32) {
         const int b = k / TPB;
 #pragma unroll
-        for (int t = 0; t < NT; t++) acc[t] += q8task<T>::dot(wr + (uint64_t)b * TS, k % TPB, q8_row(a, t), b);
+        for (int t = 0; t < NT; t++)
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r][t] += q8task<T>::dot(wr[r] + (uint64_t)b * TS, k % TPB, q8_row(a, t), b);
     }
 #pragma unroll
-    for (int t = 0; t < NT; t++) {
+    for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(FULL_MASK, acc[t], off);
-        if (lane == 0 && active && t < n) cu_mm_store(y + (int64_t)t * ne1 + row, acc[t], add);
-    }
+        for (int t = 0; t < NT; t++) {
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) acc[r][t] += __shfl_xor_sync(FULL_MASK, acc[r][t], off);
+            if (lane == 0 && row0 + r < ne1 && t < n) cu_mm_store(m.y + (int64_t)t * ne1 + row0 + r, acc[r][t], m.add);
+        }
 }
 
-/* Q4_K and Q5_K, k-sliced: a warp walks its row 512 elements (two blocks) per step, lane L taking
- * elements 16 (L % 16) .. + 15 of block 2 step + L / 16. Every load of a step is then (nearly)
- * coalesced: the activations are 512 contiguous bytes, the 16 lanes of a block read its 128
- * quant bytes (two lanes share each 16, one using the low nibbles, one the high) and all read
- * its 16-byte header. A lane's elements lie in one sub-block `sub` (its scale and min) and one
- * Q8_K 16-sum. Four steps are unrolled so that a warp keeps ~1 KiB of loads in flight. Float
- * partial sums per 16 elements: not the CPU's integer-per-block order, within float rounding. */
-#ifndef K45_UNROLL
-#define K45_UNROLL 4 /* steps whose loads a warp issues together */
-#endif
-#ifndef K45_SPLIT
-#define K45_SPLIT 1 /* warps sharing one row (steps dealt round-robin, sums joined in shared memory) */
-#endif
+/* Q4_K and Q5_K, 64 elements per lane: a warp walks R rows 8 blocks per step, lane L taking elements
+ * 64 j .. 64 j + 63 (j = L % 4) of block 8 step + L / 4 of each row: the 32 quant bytes qs[32 j ..]
+ * whose low nibbles are sub-block 2 j and high nibbles sub-block 2 j + 1 (two 16-byte loads), plus
+ * the block's 16-byte header (d, dmin, 12 scale bytes; the 4 lanes of a block read the same one).
+ * A step reads 8 whole consecutive blocks of each row (1152 contiguous bytes of Q4_K) with few
+ * instructions per byte; the activations of a step are loaded once for the R rows. Integer sums per
+ * sub-block pair, then one float term per lane and step. */
+#define KQ_UNROLL 2 /* steps whose loads a warp issues together (a whole 4096-element row) */
 
-template <int T, int NT>
+/* The 6-bit scales (sc) and mins (mn) of sub-blocks 2j and 2j + 1 (shift = 16 (j % 2)) from the
+ * header words s1..s3 (scale bytes 0..11; lo = j < 2). Sub-blocks 0..3 keep their scale in the low
+ * 6 bits of bytes 0..3 and their min in bytes 4..7; sub-blocks 4..7 take the low 4 bits from the
+ * nibbles of bytes 8..11 and the high 2 bits from the top bits of bytes 0..3 (scale) and 4..7 (min)
+ * (k4_scale_min, src/quant). */
+__device__ __forceinline__ void k4_pair(uint32_t s1, uint32_t s2, uint32_t s3, bool lo, int shift, int &sc0, int &sc1,
+                                        int &mn0, int &mn1) {
+    /* bytes k = 0..3 of SC/MN: scale/min of sub-block k (lo) or k + 4 */
+    const uint32_t SC = lo ? s1 & 0x3F3F3F3Fu : (s3 & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
+    const uint32_t MN = lo ? s2 & 0x3F3F3F3Fu : ((s3 >> 4) & 0x0F0F0F0Fu) | ((s2 >> 2) & 0x30303030u);
+    sc0 = (SC >> shift) & 0xFF;
+    sc1 = (SC >> (shift + 8)) & 0xFF;
+    mn0 = (MN >> shift) & 0xFF;
+    mn1 = (MN >> (shift + 8)) & 0xFF;
+}
+
+template <int T, int NT, int R>
 __global__ void __launch_bounds__(QV_WARPS * 32)
-    k_matvec_q8_k45(const uint8_t *__restrict__ W, uint64_t pitch, int nb, int ne1, cu_q8act a, int n, float *__restrict__ y,
-                    bool add) {
+    k_matvec_q8_kq(const mv_jobs J, int nb, cu_q8act a, int n) {
     constexpr int TS = qt<T>::TS, QS = T == TY_TYPE_Q5_K ? 48 : 16;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, part = warp % K45_SPLIT;
-    const int row = blockIdx.x * (QV_WARPS / K45_SPLIT) + warp / K45_SPLIT;
-    const bool active = row < ne1;
-    const uint8_t *wr = W + (uint64_t)(active ? row : 0) * pitch;
-    const int e0 = 16 * (lane % 16), j = e0 / 64, hi = (e0 / 32) & 1, l0 = e0 % 32, sub = 2 * j + hi;
-    const int bo = lane / 16;
-    float acc[NT];
+    const mv_job m = pick_job(J);
+    const uint8_t *__restrict__ W = m.W;
+    const uint64_t pitch = m.pitch;
+    const int ne1 = m.ne1;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, j = lane % 4;
+    const int row0 = (m.block * QV_WARPS + warp) * R;
+    const bool lo = j < 2;
+    const int shift = 16 * (j & 1);
+    const uint8_t *wr[R];
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.f;
-    const int steps = active ? (nb + 1) / 2 : 0;
-    constexpr int unroll = K45_UNROLL;
+    for (int r = 0; r < R; r++) wr[r] = W + (uint64_t)min(row0 + r, ne1 - 1) * pitch; /* rows past the end: not stored */
+    cu_pdl_wait();
+    cu_pdl_trigger();
+    float acc[R][NT];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = 0.f;
+    const int steps = row0 < ne1 ? (nb + 7) / 8 : 0;
+    constexpr int unroll = KQ_UNROLL;
 #pragma unroll unroll
-    for (int st = part; st < steps; st += K45_SPLIT) {
-        /* an odd block count leaves the last step's upper half-warp idle: it reads block nb - 1
-         * again (unconditional loads can all be issued up front) and adds nothing */
-        const int b = min(2 * st + bo, nb - 1);
-        const float keep = 2 * st + bo < nb ? 1.f : 0.f;
-        const uint8_t *blk = wr + (uint64_t)b * TS;
-        const uint4 hd = *(const uint4 *)blk;
-        const uint4 q = *(const uint4 *)(blk + QS + 32 * j + l0);
-        uint4 h5 = make_uint4(0, 0, 0, 0);
-        if (T == TY_TYPE_Q5_K) h5 = *(const uint4 *)(blk + 16 + l0); /* qh[l]: bit sub = 5th bit */
-        const uint32_t qw[4] = {q.x, q.y, q.z, q.w}, hw[4] = {h5.x, h5.y, h5.z, h5.w};
-        uint32_t wv[4];
+    for (int st = 0; st < steps; st++) {
+        /* past the last block (nb not a multiple of 8) a lane reads block nb - 1 again and adds 0 */
+        const int b = min(8 * st + lane / 4, nb - 1);
+        const float keep = 8 * st + lane / 4 < nb ? 1.f : 0.f;
+        uint4 hd[R], q0[R], q1[R], h0[R], h1[R];
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            wv[i] = (qw[i] >> (4 * hi)) & 0x0F0F0F0Fu;
-            if (T == TY_TYPE_Q5_K) wv[i] |= ((hw[i] >> sub) & 0x01010101u) << 4;
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = wr[r] + (uint64_t)b * TS;
+            hd[r] = *(const uint4 *)blk;
+            q0[r] = *(const uint4 *)(blk + QS + 32 * j);
+            q1[r] = *(const uint4 *)(blk + QS + 32 * j + 16);
+            if (T == TY_TYPE_Q5_K) { /* qh[l], l = 0..31: bit k is the 5th bit of sub-block k's element l */
+                h0[r] = *(const uint4 *)(blk + 16);
+                h1[r] = *(const uint4 *)(blk + 32);
+            }
         }
-        const uint32_t sw[3] = {hd.y, hd.z, hd.w};
-        int sc, mn;
-        k4_sc_mn(sw, sub, sc, mn);
-        const __half2 dm = *(const __half2 *)&hd.x;
-        const float d = keep * __low2float(dm), dmin = keep * __high2float(dm);
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             const cu_q8act at = q8_row(a, t);
-            const int4 yv = *(const int4 *)(at.q + b * 256 + e0);
-            const int yw[4] = {yv.x, yv.y, yv.z, yv.w};
-            int dot = 0;
+            const int8_t *yq = at.q + b * 256 + 64 * j;
+            const int4 y0 = ld_i4(yq), y1 = ld_i4(yq + 16), y2 = ld_i4(yq + 32), y3 = ld_i4(yq + 48);
+            const int4 s16 = *(const int4 *)(at.s16 + b * 16 + 4 * j); /* 16-sums of the 64 elements */
+            const int ylo[8] = {y0.x, y0.y, y0.z, y0.w, y1.x, y1.y, y1.z, y1.w};
+            const int yhi[8] = {y2.x, y2.y, y2.z, y2.w, y3.x, y3.y, y3.z, y3.w};
+            const float dk = at.dk[b];
 #pragma unroll
-            for (int i = 0; i < 4; i++) dot = __dp4a((int)wv[i], yw[i], dot);
-            acc[t] += at.dk[b] * (d * (float)(sc * dot) - dmin * (float)(mn * at.s16[b * 16 + e0 / 16]));
+            for (int r = 0; r < R; r++) {
+                const uint32_t qw[8] = {q0[r].x, q0[r].y, q0[r].z, q0[r].w, q1[r].x, q1[r].y, q1[r].z, q1[r].w};
+                const uint32_t hw[8] = {h0[r].x, h0[r].y, h0[r].z, h0[r].w, h1[r].x, h1[r].y, h1[r].z, h1[r].w};
+                int dlo = 0, dhi = 0;
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    uint32_t wl = qw[i] & 0x0F0F0F0Fu, wh = (qw[i] >> 4) & 0x0F0F0F0Fu;
+                    if (T == TY_TYPE_Q5_K) {
+                        wl |= ((hw[i] >> (2 * j)) & 0x01010101u) << 4;
+                        wh |= ((hw[i] >> (2 * j + 1)) & 0x01010101u) << 4;
+                    }
+                    dlo = __dp4a((int)wl, ylo[i], dlo);
+                    dhi = __dp4a((int)wh, yhi[i], dhi);
+                }
+                int sc0, sc1, mn0, mn1;
+                k4_pair(hd[r].y, hd[r].z, hd[r].w, lo, shift, sc0, sc1, mn0, mn1);
+                const int sumi = sc0 * dlo + sc1 * dhi;
+                const int summ = mn0 * (s16.x + s16.y) + mn1 * (s16.z + s16.w);
+                const __half2 dm = *(const __half2 *)&hd[r].x;
+                const float d = keep * __low2float(dm), dmin = keep * __high2float(dm);
+                acc[r][t] += dk * (d * (float)sumi - dmin * (float)summ);
+            }
         }
     }
 #pragma unroll
-    for (int t = 0; t < NT; t++)
+    for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(FULL_MASK, acc[t], off);
-    if (K45_SPLIT > 1) {
-        __shared__ float part_sum[QV_WARPS][NT];
-        if (lane == 0)
+        for (int t = 0; t < NT; t++) {
 #pragma unroll
-            for (int t = 0; t < NT; t++) part_sum[warp][t] = acc[t];
-        __syncthreads();
-        if (part != 0) return;
-        for (int p = 1; p < K45_SPLIT; p++)
-#pragma unroll
-            for (int t = 0; t < NT; t++) acc[t] += part_sum[warp + p][t];
-    }
-    if (lane == 0 && active)
-#pragma unroll
-        for (int t = 0; t < NT; t++)
-            if (t < n) cu_mm_store(y + (int64_t)t * ne1 + row, acc[t], add);
+            for (int off = 16; off > 0; off >>= 1) acc[r][t] += __shfl_xor_sync(FULL_MASK, acc[r][t], off);
+            if (lane == 0 && row0 + r < ne1 && t < n) cu_mm_store(m.y + (int64_t)t * ne1 + row0 + r, acc[r][t], m.add);
+        }
 }
 
 /* ---- launcher ---------------------------------------------------------------------------------- */
@@ -262,50 +349,61 @@ int cu_act_format(uint32_t type) {
     }
 }
 
-template <int T, int NT>
-static void launch_nt(cuda_backend *c, const cu_weight *w, int nb, int n, float *y, bool add) {
-    const int ne1 = (int)w->ne1;
-    if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) {
-        const int krows = QV_WARPS / K45_SPLIT;
-        k_matvec_q8_k45<T, NT><<<(unsigned)((ne1 + krows - 1) / krows), QV_WARPS * 32, 0, c->stream>>>(
-            w->dev, w->pitch, nb, ne1, c->xq, n, y, add);
-    } else {
-        k_matvec_q8<T, NT><<<(unsigned)((ne1 + QV_WARPS - 1) / QV_WARPS), QV_WARPS * 32, 0, c->stream>>>(
-            w->dev, w->pitch, nb, ne1, c->xq, n, y, add);
-    }
+template <int T, int NT> static void launch_nt(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
+    const dim3 grid((unsigned)blocks), block(QV_WARPS * 32);
+    if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) cu_launch(c, k_matvec_q8_kq<T, NT, QV_ROWS>, grid, block, J, nb, c->xq, n);
+    else cu_launch(c, k_matvec_q8<T, NT, QV_ROWS>, grid, block, J, nb, c->xq, n);
 }
 
-template <int T> static void launch_type(cuda_backend *c, const cu_weight *w, int nb, int n, float *y, bool add) {
-    if (n == 1) launch_nt<T, 1>(c, w, nb, n, y, add);
-    else if (n == 2) launch_nt<T, 2>(c, w, nb, n, y, add);
-    else if (n <= 4) launch_nt<T, 4>(c, w, nb, n, y, add);
-    else if (n <= 8) launch_nt<T, 8>(c, w, nb, n, y, add);
-    else launch_nt<T, 16>(c, w, nb, n, y, add);
+template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
+    if (n == 1) launch_nt<T, 1>(c, J, blocks, nb, n);
+    else if (n == 2) launch_nt<T, 2>(c, J, blocks, nb, n);
+    else if (n <= 4) launch_nt<T, 4>(c, J, blocks, nb, n);
+    else if (n <= 8) launch_nt<T, 8>(c, J, blocks, nb, n);
+    else launch_nt<T, 16>(c, J, blocks, nb, n);
 }
 
-void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add) {
-    const int ne0 = (int)w->ne0;
-    const int act = cu_act_format(w->type);
-    if (!cu_xq_fits(c, act, ne0, n)) {
-        cu_fail(c, "matmul: %lld tokens of %d elements do not fit the 8-bit activation buffer (%lld)", (long long)n, ne0,
-                (long long)c->xq_cap);
+void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add, int n_jobs,
+                         const float *x, int64_t n) {
+    const int ne0 = (int)w[0]->ne0;
+    const uint32_t type = w[0]->type;
+    const int act = cu_act_format(type);
+    if (n_jobs < 1 || n_jobs > CU_MV_JOBS || !cu_xq_fits(c, act, ne0, n)) {
+        cu_fail(c, "matmul: %d matrices, %lld tokens of %d elements do not fit the 8-bit path (%lld)", n_jobs,
+                (long long)n, ne0, (long long)c->xq_cap);
         return;
+    }
+    mv_jobs J;
+    int blocks = 0;
+    for (int i = 0; i < CU_MV_JOBS; i++) {
+        const int k = i < n_jobs ? i : n_jobs - 1; /* unused slots: a copy of the last, ending where it ends */
+        if (w[k]->type != type || w[k]->ne0 != ne0) {
+            cu_fail(c, "matmul: one launch for matrices of different types or widths");
+            return;
+        }
+        J.W[i] = w[k]->dev;
+        J.y[i] = y[k];
+        J.pitch[i] = w[k]->pitch;
+        J.ne1[i] = (int)w[k]->ne1;
+        J.add[i] = add[k];
+        if (i < n_jobs) blocks += (int)((w[k]->ne1 + QV_WARPS * QV_ROWS - 1) / (QV_WARPS * QV_ROWS));
+        J.end[i] = blocks;
     }
     if (!cu_xq_holds(c, x, ne0, n, act)) {
         const int warps = 8, groups = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
         const dim3 qgrid((unsigned)((groups + warps - 1) / warps), (unsigned)n);
-        if (act == CU_ACT_Q8_K) k_quantize_q8_K<<<qgrid, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
-        else k_quantize_q8_0<<<qgrid, warps * 32, 0, c->stream>>>(x, ne0, c->xq);
+        if (act == CU_ACT_Q8_K) cu_launch(c, k_quantize_q8_K, qgrid, dim3(warps * 32), x, ne0, c->xq);
+        else cu_launch(c, k_quantize_q8_0, qgrid, dim3(warps * 32), x, ne0, c->xq);
         cu_xq_set(c, x, ne0, n, act);
         c->n_act_quant += n;
     }
     const int nb = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
-    switch (w->type) {
-    case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, w, nb, (int)n, y, add); break;
-    case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, w, nb, (int)n, y, add); break;
-    case TY_TYPE_Q4_K: launch_type<TY_TYPE_Q4_K>(c, w, nb, (int)n, y, add); break;
-    case TY_TYPE_Q5_K: launch_type<TY_TYPE_Q5_K>(c, w, nb, (int)n, y, add); break;
-    case TY_TYPE_Q6_K: launch_type<TY_TYPE_Q6_K>(c, w, nb, (int)n, y, add); break;
-    default: cu_fail(c, "matmul: no 8-bit kernel for %s", ty_type_name(w->type));
+    switch (type) {
+    case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, J, blocks, nb, (int)n); break;
+    case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, J, blocks, nb, (int)n); break;
+    case TY_TYPE_Q4_K: launch_type<TY_TYPE_Q4_K>(c, J, blocks, nb, (int)n); break;
+    case TY_TYPE_Q5_K: launch_type<TY_TYPE_Q5_K>(c, J, blocks, nb, (int)n); break;
+    case TY_TYPE_Q6_K: launch_type<TY_TYPE_Q6_K>(c, J, blocks, nb, (int)n); break;
+    default: cu_fail(c, "matmul: no 8-bit kernel for %s", ty_type_name(type));
     }
 }

@@ -69,17 +69,25 @@ template <int T, int A>
 __global__ void __launch_bounds__(RMS_THREADS)
     k_rmsnorm(const float *__restrict__ x, const uint8_t *__restrict__ w, float eps, int64_t d, float *__restrict__ out,
               cu_q8act xq) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = RMS_THREADS / 32;
+    /* the norm weights of this thread's first group depend on no earlier kernel: loaded before the
+     * PDL wait, so that they are not one more memory round trip after the reduction */
+    constexpr int E = A == CU_ACT_Q8_K ? 8 : 1, GS = 32 * E; /* elements per lane and per warp's group */
+    float w0[E];
+#pragma unroll
+    for (int j = 0; j < E; j++) w0[j] = GS * warp + E * lane + j < d ? norm_weight<T>(w, GS * warp + E * lane + j) : 0.f;
+    cu_pdl_wait(); /* launched with cu_launch (PDL) */
+    cu_pdl_trigger();
     const float *xr = x + (int64_t)blockIdx.x * d;
     float *o = out + (int64_t)blockIdx.x * d;
     const float scale = rms_scale(xr, d, eps);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = RMS_THREADS / 32;
     if constexpr (A == CU_ACT_NONE) {
         for (int64_t i = threadIdx.x; i < d; i += RMS_THREADS) o[i] = norm_out<T>(xr, w, i, scale);
     } else if constexpr (A == CU_ACT_Q8_0) {
         const cu_q8act a = q8_row(xq, blockIdx.x);
         for (int g = warp; g < (int)(d / 32); g += nw) {
             const int i = 32 * g + lane;
-            const float v = norm_out<T>(xr, w, i, scale);
+            const float v = g == warp ? __fmul_rn(w0[0], __fmul_rn(xr[i], scale)) : norm_out<T>(xr, w, i, scale);
             o[i] = v;
             q8_0_quantize_warp(v, lane, a, g);
         }
@@ -90,7 +98,7 @@ __global__ void __launch_bounds__(RMS_THREADS)
 #pragma unroll
             for (int j = 0; j < 8; j++) {
                 const int i = 256 * b + 8 * lane + j;
-                v[j] = norm_out<T>(xr, w, i, scale);
+                v[j] = b == warp ? __fmul_rn(w0[j], __fmul_rn(xr[i], scale)) : norm_out<T>(xr, w, i, scale);
                 o[i] = v[j];
             }
             q8_K_quantize_warp(v, lane, a, b);
@@ -101,15 +109,12 @@ __global__ void __launch_bounds__(RMS_THREADS)
 template <int T>
 static void launch_rmsnorm_t(cuda_backend *c, const float *x, const cu_weight *w, float eps, int64_t n, float *out,
                              int act) {
-    const unsigned blocks = (unsigned)n;
+    const dim3 grid((unsigned)n), block(RMS_THREADS);
+    const uint8_t *wd = w->dev;
     switch (act) {
-    case CU_ACT_Q8_0:
-        k_rmsnorm<T, CU_ACT_Q8_0><<<blocks, RMS_THREADS, 0, c->stream>>>(x, w->dev, eps, w->ne0, out, c->xq);
-        break;
-    case CU_ACT_Q8_K:
-        k_rmsnorm<T, CU_ACT_Q8_K><<<blocks, RMS_THREADS, 0, c->stream>>>(x, w->dev, eps, w->ne0, out, c->xq);
-        break;
-    default: k_rmsnorm<T, CU_ACT_NONE><<<blocks, RMS_THREADS, 0, c->stream>>>(x, w->dev, eps, w->ne0, out, c->xq);
+    case CU_ACT_Q8_0: cu_launch(c, k_rmsnorm<T, CU_ACT_Q8_0>, grid, block, x, wd, eps, w->ne0, out, c->xq); break;
+    case CU_ACT_Q8_K: cu_launch(c, k_rmsnorm<T, CU_ACT_Q8_K>, grid, block, x, wd, eps, w->ne0, out, c->xq); break;
+    default: cu_launch(c, k_rmsnorm<T, CU_ACT_NONE>, grid, block, x, wd, eps, w->ne0, out, c->xq);
     }
 }
 
@@ -266,6 +271,8 @@ __device__ __forceinline__ void kv_store_lane(uint8_t *__restrict__ dst, uint32_
 }
 
 __global__ void __launch_bounds__(EW_THREADS) k_rope_store(rope_store_args p) {
+    cu_pdl_wait(); /* launched with cu_launch (PDL) */
+    cu_pdl_trigger();
     const int lane = threadIdx.x % 32;
     const int64_t cq = (p.qw + 31) / 32, ck = (p.kw + 31) / 32;
     const int64_t nq = p.n * cq, nk = p.n * ck, items = nq + 2 * nk;
@@ -309,7 +316,7 @@ void cu_launch_rope_store(cuda_backend *c, float *q, float *k, const float *v, u
     p.n_rot2 = (int)(n_rot / 2 * 2);
     p.kv_type = kv_type;
     const int64_t items = n * ((p.qw + 31) / 32 + 2 * ((p.kw + 31) / 32));
-    k_rope_store<<<cu_blocks(items, EW_THREADS / 32, EW_MAX_BLOCKS), EW_THREADS, 0, c->stream>>>(p);
+    cu_launch(c, k_rope_store, dim3(cu_blocks(items, EW_THREADS / 32, EW_MAX_BLOCKS)), dim3(EW_THREADS), p);
 }
 
 /* ---- element-wise ------------------------------------------------------------------------------- */
@@ -328,6 +335,8 @@ __global__ void k_swiglu(float *__restrict__ g, const float *__restrict__ u, int
 template <int A>
 __global__ void __launch_bounds__(EW_THREADS) k_swiglu_q8(float *__restrict__ g, const float *__restrict__ u, int ne0,
                                                           cu_q8act xq) {
+    cu_pdl_wait(); /* launched with cu_launch (PDL) */
+    cu_pdl_trigger();
     constexpr int GS = A == CU_ACT_Q8_K ? 256 : 32;
     const int grp = blockIdx.x * (EW_THREADS / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (grp * GS >= ne0) return; /* whole warps */
@@ -367,8 +376,8 @@ void cu_launch_swiglu_q8(cuda_backend *c, float *g, const float *u, int64_t ne0,
     }
     const int gs = act == CU_ACT_Q8_K ? 256 : 32, warps = EW_THREADS / 32;
     const dim3 grid((unsigned)((ne0 / gs + warps - 1) / warps), (unsigned)rows);
-    if (act == CU_ACT_Q8_K) k_swiglu_q8<CU_ACT_Q8_K><<<grid, EW_THREADS, 0, c->stream>>>(g, u, (int)ne0, c->xq);
-    else k_swiglu_q8<CU_ACT_Q8_0><<<grid, EW_THREADS, 0, c->stream>>>(g, u, (int)ne0, c->xq);
+    if (act == CU_ACT_Q8_K) cu_launch(c, k_swiglu_q8<CU_ACT_Q8_K>, grid, dim3(EW_THREADS), g, u, (int)ne0, c->xq);
+    else cu_launch(c, k_swiglu_q8<CU_ACT_Q8_0>, grid, dim3(EW_THREADS), g, u, (int)ne0, c->xq);
 }
 
 void cu_launch_add(cuda_backend *c, float *x, const float *y, int64_t n) {

@@ -172,6 +172,7 @@ static void set_act_hints(cuda_backend *c, const ty_model_desc *d) {
 int cu_load_model(ty_backend *be, const ty_model_desc *d, ty_err *err) {
     cuda_backend *c = cu_be(be);
     if (!cu_enter(c)) return ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg);
+    cu_mv_flush(c); /* nothing kept may read the weights freed here */
     if (c->failed) return ty_seterr(err, TY_ERR_DEVICE, "CUDA backend failed earlier: %s", c->errmsg);
     cu_free_weights(c);
 
