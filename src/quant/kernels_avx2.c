@@ -755,7 +755,7 @@ TY_AVX2_INLINE void q8_0_pair_prep(const blk_q8_0 *x, const q8_pair *y, const __
         const int64_t np = nb / 2;                                                                 \
         __m256 acc[PREP_ROWS][2][MULTI_MAX_NT];                                                    \
         for (int r = 0; r < nr; r++)                                                               \
-            for (int k = 0; k < 2 * MULTI_MAX_NT; k++) acc[r][k / MULTI_MAX_NT][k % MULTI_MAX_NT] = _mm256_setzero_ps(); \
+            for (int k = 0; k < nt; k++) acc[r][0][k] = acc[r][1][k] = _mm256_setzero_ps();        \
         for (int64_t p0 = 0; p0 < np; p0 += PREP_CHUNK) {                                          \
             const int64_t p1 = np - p0 < PREP_CHUNK ? np : p0 + PREP_CHUNK;                        \
             if (nt == MULTI_MAX_NT)                                                                \

@@ -186,6 +186,20 @@ __device__ __forceinline__ mv_job pick_job(const mv_jobs &J) {
     return m;
 }
 
+/* The end of a matvec warp: each lane's partial sums added over the warp, and lane 0 stores the
+ * rows that exist (row0 + r < m.ne1) for the real tokens (t < n). */
+template <int R, int NT>
+__device__ __forceinline__ void mv_store(float (&acc)[R][NT], const mv_job &m, int lane, int row0, int n) {
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) acc[r][t] += __shfl_xor_sync(FULL_MASK, acc[r][t], off);
+            if (lane == 0 && row0 + r < m.ne1 && t < n) cu_mm_store(m.y + (int64_t)t * m.ne1 + row0 + r, acc[r][t], m.add);
+        }
+}
+
 /* R rows per warp, NT tokens (n of them real): each task's weights are read once from memory (the
  * other tokens' reads of the same bytes hit L1). Rows past ne1 read row ne1 - 1 and store nothing. */
 template <int T, int NT, int R>
@@ -217,14 +231,7 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
 #pragma unroll
             for (int r = 0; r < R; r++) acc[r][t] += q8task<T>::dot(wr[r] + (uint64_t)b * TS, k % TPB, q8_row(a, t), b);
     }
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-#pragma unroll
-            for (int off = 16; off > 0; off >>= 1) acc[r][t] += __shfl_xor_sync(FULL_MASK, acc[r][t], off);
-            if (lane == 0 && row0 + r < ne1 && t < n) cu_mm_store(m.y + (int64_t)t * ne1 + row0 + r, acc[r][t], m.add);
-        }
+    mv_store<R, NT>(acc, m, lane, row0, n);
 }
 
 /* Q4_K and Q5_K, 64 elements per lane: a warp walks R rows 8 blocks per step, lane L taking elements
@@ -327,14 +334,7 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
             }
         }
     }
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-#pragma unroll
-            for (int off = 16; off > 0; off >>= 1) acc[r][t] += __shfl_xor_sync(FULL_MASK, acc[r][t], off);
-            if (lane == 0 && row0 + r < ne1 && t < n) cu_mm_store(m.y + (int64_t)t * ne1 + row0 + r, acc[r][t], m.add);
-        }
+    mv_store<R, NT>(acc, m, lane, row0, n);
 }
 
 /* ---- launcher ---------------------------------------------------------------------------------- */
