@@ -82,6 +82,7 @@ typedef struct cuda_backend {
     int exact;              /* exact_math: every matmul decodes weights to float32 */
     int fuse;               /* fused ops on (the default; TY_CUDA_NO_FUSE=1: off) */
     int pdl;                /* decode kernels launched with PDL (cu_launch; TY_CUDA_NO_PDL=1: off) */
+    int mma;                /* batches of 2..16 tokens on tensor cores (sm_80+; TY_CUDA_NO_MMA=1: off) */
     /* the fast path's 8-bit activation vectors: CU_MV_MAX_TOKENS rows of xq_cap elements (the
      * widest matmul input) */
     cu_q8act xq;

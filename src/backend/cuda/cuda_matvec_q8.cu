@@ -23,13 +23,12 @@
  * together by cu_mv_defer in cuda_backend.cu), so that they ramp up and drain once. The kernels are
  * launched with PDL (cuda_common.cuh). (Prefetching each warp's first weight bytes to L2 before the
  * PDL wait was tried and cost 3-9% of tg128: docs/cuda-notes.md.) */
-#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_matvec.cuh"
 #include "backend/cuda/cuda_q8act.cuh"
 #include "backend/cuda/cuda_quant.cuh"
 
 #define QV_WARPS 4 /* warps per block */
 #define QV_ROWS 2  /* rows per warp (R) */
-#define FULL_MASK 0xffffffffu
 
 /* ---- quantizing the activations (one token per blockIdx.y) ------------------------------------ */
 
@@ -152,50 +151,23 @@ template <> struct q8task<TY_TYPE_Q6_K> {
         }
         const int8_t *sc = (const int8_t *)(w + 192 + 8 * h + g); /* scale of 16-group 8h + 2k + g */
         const int S = sc[0] * d0 + sc[2] * d1 + sc[4] * d2 + sc[6] * d3;
-        return a.dk[b] * ld_f16(w + 208) * (float)S;
+        return q6_term(a.dk[b], ld_f16(w + 208), S);
     }
 };
 
 /* ---- the matrix-vector kernels ----------------------------------------------------------------- */
 
-/* The matrices of one launch (CU_MV_JOBS at most; one type, width and input): blocks
- * [end[j - 1], end[j]) compute y_j = W_j x, or y_j += W_j x when add[j]. Unused slots repeat the
- * last end. */
-struct mv_jobs {
-    const uint8_t *W[CU_MV_JOBS];
-    float *y[CU_MV_JOBS];
-    uint64_t pitch[CU_MV_JOBS];
-    int ne1[CU_MV_JOBS], end[CU_MV_JOBS];
-    bool add[CU_MV_JOBS];
-};
-
-/* This block's matrix, and the block's index within it. */
-struct mv_job {
-    const uint8_t *W;
-    float *y;
-    uint64_t pitch;
-    int ne1, block;
-    bool add;
-};
-__device__ __forceinline__ mv_job pick_job(const mv_jobs &J) {
-    mv_job m = {J.W[0], J.y[0], J.pitch[0], J.ne1[0], (int)blockIdx.x, J.add[0]};
-#pragma unroll
-    for (int i = 1; i < CU_MV_JOBS; i++)
-        if ((int)blockIdx.x >= J.end[i - 1])
-            m = mv_job{J.W[i], J.y[i], J.pitch[i], J.ne1[i], (int)blockIdx.x - J.end[i - 1], J.add[i]};
-    return m;
-}
-
-/* The end of a matvec warp: each lane's partial sums added over the warp, and lane 0 stores the
- * rows that exist (row0 + r < m.ne1) for the real tokens (t < n). */
-template <int R, int NT>
+/* The end of a matvec warp: each lane's partial sums added over the warp (lanes LO apart and more:
+ * LO = 4 when the lanes of a quad already hold the same sums), and lane 0 stores the rows that exist
+ * (row0 + r < m.ne1) for the real tokens (t < n). */
+template <int R, int NT, int LO = 1>
 __device__ __forceinline__ void mv_store(float (&acc)[R][NT], const mv_job &m, int lane, int row0, int n) {
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) {
 #pragma unroll
-            for (int off = 16; off > 0; off >>= 1) acc[r][t] += __shfl_xor_sync(FULL_MASK, acc[r][t], off);
+            for (int off = 16; off >= LO; off >>= 1) acc[r][t] = __fadd_rn(acc[r][t], __shfl_xor_sync(FULL_MASK, acc[r][t], off));
             if (lane == 0 && row0 + r < m.ne1 && t < n) cu_mm_store(m.y + (int64_t)t * m.ne1 + row0 + r, acc[r][t], m.add);
         }
 }
@@ -217,21 +189,41 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
     for (int r = 0; r < R; r++) wr[r] = W + (uint64_t)min(row0 + r, ne1 - 1) * pitch;
     cu_pdl_wait();
     cu_pdl_trigger();
-    const int n_tasks = row0 < ne1 ? nb * TPB : 0;
     float acc[R][NT];
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.f;
+    if constexpr (TPB == 4) {
+        /* K-quant blocks: the canonical order of cuda_matvec.cuh (lane L: quarter L % 4 of block
+         * 8 s + L / 4; the quad's terms summed per block), shared with the tensor-core kernels */
+        const int steps = row0 < ne1 ? (nb + 7) / 8 : 0;
 #pragma unroll 2
-    for (int k = lane; k < n_tasks; k += 32) {
-        const int b = k / TPB;
+        for (int s = 0; s < steps; s++) {
+            const int b = 8 * s + lane / 4;
+            const bool real = b < nb; /* past the end: block nb - 1 again, adding 0 */
+            const int bb = real ? b : nb - 1;
 #pragma unroll
-        for (int t = 0; t < NT; t++)
+            for (int t = 0; t < NT; t++)
 #pragma unroll
-            for (int r = 0; r < R; r++) acc[r][t] += q8task<T>::dot(wr[r] + (uint64_t)b * TS, k % TPB, q8_row(a, t), b);
+                for (int r = 0; r < R; r++) {
+                    const float x = q8task<T>::dot(wr[r] + (uint64_t)bb * TS, lane % 4, q8_row(a, t), bb);
+                    acc[r][t] = __fadd_rn(acc[r][t], quad_sum(real ? x : 0.f));
+                }
+        }
+        mv_store<R, NT, 4>(acc, m, lane, row0, n);
+    } else {
+        const int n_tasks = row0 < ne1 ? nb * TPB : 0;
+#pragma unroll 2
+        for (int k = lane; k < n_tasks; k += 32) {
+            const int b = k / TPB;
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+#pragma unroll
+                for (int r = 0; r < R; r++) acc[r][t] += q8task<T>::dot(wr[r] + (uint64_t)b * TS, k % TPB, q8_row(a, t), b);
+        }
+        mv_store<R, NT>(acc, m, lane, row0, n);
     }
-    mv_store<R, NT>(acc, m, lane, row0, n);
 }
 
 /* Q4_K and Q5_K, 64 elements per lane: a warp walks R rows 8 blocks per step, lane L taking elements
@@ -240,24 +232,9 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
  * the block's 16-byte header (d, dmin, 12 scale bytes; the 4 lanes of a block read the same one).
  * A step reads 8 whole consecutive blocks of each row (1152 contiguous bytes of Q4_K) with few
  * instructions per byte; the activations of a step are loaded once for the R rows. Integer sums per
- * sub-block pair, then one float term per lane and step. */
+ * sub-block pair, then one float term per lane and step, summed over the quad (the canonical order of
+ * cuda_matvec.cuh). */
 #define KQ_UNROLL 2 /* steps whose loads a warp issues together (a whole 4096-element row) */
-
-/* The 6-bit scales (sc) and mins (mn) of sub-blocks 2j and 2j + 1 (shift = 16 (j % 2)) from the
- * header words s1..s3 (scale bytes 0..11; lo = j < 2). Sub-blocks 0..3 keep their scale in the low
- * 6 bits of bytes 0..3 and their min in bytes 4..7; sub-blocks 4..7 take the low 4 bits from the
- * nibbles of bytes 8..11 and the high 2 bits from the top bits of bytes 0..3 (scale) and 4..7 (min)
- * (k4_scale_min, src/quant). */
-__device__ __forceinline__ void k4_pair(uint32_t s1, uint32_t s2, uint32_t s3, bool lo, int shift, int &sc0, int &sc1,
-                                        int &mn0, int &mn1) {
-    /* bytes k = 0..3 of SC/MN: scale/min of sub-block k (lo) or k + 4 */
-    const uint32_t SC = lo ? s1 & 0x3F3F3F3Fu : (s3 & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
-    const uint32_t MN = lo ? s2 & 0x3F3F3F3Fu : ((s3 >> 4) & 0x0F0F0F0Fu) | ((s2 >> 2) & 0x30303030u);
-    sc0 = (SC >> shift) & 0xFF;
-    sc1 = (SC >> (shift + 8)) & 0xFF;
-    mn0 = (MN >> shift) & 0xFF;
-    mn1 = (MN >> (shift + 8)) & 0xFF;
-}
 
 template <int T, int NT, int R>
 __global__ void __launch_bounds__(QV_WARPS * 32)
@@ -287,7 +264,7 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
     for (int st = 0; st < steps; st++) {
         /* past the last block (nb not a multiple of 8) a lane reads block nb - 1 again and adds 0 */
         const int b = min(8 * st + lane / 4, nb - 1);
-        const float keep = 8 * st + lane / 4 < nb ? 1.f : 0.f;
+        const bool real = 8 * st + lane / 4 < nb;
         uint4 hd[R], q0[R], q1[R], h0[R], h1[R];
 #pragma unroll
         for (int r = 0; r < R; r++) {
@@ -329,12 +306,12 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
                 const int sumi = sc0 * dlo + sc1 * dhi;
                 const int summ = mn0 * (s16.x + s16.y) + mn1 * (s16.z + s16.w);
                 const __half2 dm = *(const __half2 *)&hd[r].x;
-                const float d = keep * __low2float(dm), dmin = keep * __high2float(dm);
-                acc[r][t] += dk * (d * (float)sumi - dmin * (float)summ);
+                const float x = kq_term(dk, __low2float(dm), __high2float(dm), sumi, summ);
+                acc[r][t] = __fadd_rn(acc[r][t], quad_sum(real ? x : 0.f));
             }
         }
     }
-    mv_store<R, NT>(acc, m, lane, row0, n);
+    mv_store<R, NT, 4>(acc, m, lane, row0, n);
 }
 
 /* ---- launcher ---------------------------------------------------------------------------------- */
@@ -373,6 +350,9 @@ void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *cons
                 (long long)n, ne0, (long long)c->xq_cap);
         return;
     }
+    /* batches of K-quant weights go to the tensor-core kernels (same bits, weights decoded once) */
+    const bool mma = n >= 2 && c->mma && (type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K || type == TY_TYPE_Q6_K);
+    const int rows_per_block = mma ? cu_mma_rows_per_block() : QV_WARPS * QV_ROWS;
     mv_jobs J;
     int blocks = 0;
     for (int i = 0; i < CU_MV_JOBS; i++) {
@@ -386,7 +366,7 @@ void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *cons
         J.pitch[i] = w[k]->pitch;
         J.ne1[i] = (int)w[k]->ne1;
         J.add[i] = add[k];
-        if (i < n_jobs) blocks += (int)((w[k]->ne1 + QV_WARPS * QV_ROWS - 1) / (QV_WARPS * QV_ROWS));
+        if (i < n_jobs) blocks += (int)((w[k]->ne1 + rows_per_block - 1) / rows_per_block);
         J.end[i] = blocks;
     }
     if (!cu_xq_holds(c, x, ne0, n, act)) {
@@ -398,6 +378,10 @@ void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *cons
         c->n_act_quant += n;
     }
     const int nb = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
+    if (mma) {
+        cu_launch_matvec_mma(c, J, (int)type, blocks, nb, (int)n);
+        return;
+    }
     switch (type) {
     case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, J, blocks, nb, (int)n); break;
     case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, J, blocks, nb, (int)n); break;
