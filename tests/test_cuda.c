@@ -39,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/internal.h"
 #include "backend/backend.h"
 #include "check.h"
 #include "quant/quant.h"
@@ -904,6 +905,8 @@ static ty_context *new_ctx(ty_model *m, int64_t n_batch, int kv) {
     return c;
 }
 
+static int64_t last_graph_replays; /* the backend counter "graph_replays" of eval_all's last context */
+
 /* All-position logits, [n][n_vocab], in batches of n_batch (1: one token per eval). */
 static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch, int kv) {
     ty_context *c = new_ctx(m, n_batch, kv);
@@ -925,6 +928,7 @@ static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch,
         }
         done += k;
     }
+    last_graph_replays = c->be->ops->counter ? c->be->ops->counter(c->be, "graph_replays") : -1;
     ty_context_free(c);
     return out;
 }
@@ -1025,6 +1029,26 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
      * bit for bit with each KV cache type; prompts (cuBLAS, matmul_add with beta = 1) within rounding */
     float *u1 = eval_unfused(gpu_fast, ids, n, 1, TY_KV_F32);
     CHECK(same_logits(d1, u1, N), "%s fast decode (F32 KV): fused ops differ from the unfused ones", label);
+    /* decode steps replayed from recordings (CUDA graphs) against every kernel launched: bit for bit
+     * over 150 positions, where the attention needs 1, 2 and then 3 splits of keys (recordings for
+     * 1, 2 and 4), each position then being replayed */
+    {
+        enum { L = 150 };
+        ty_token lids[L];
+        for (int i = 0; i < L; i++) lids[i] = ids[i % n];
+        const size_t NL = (size_t)L * (size_t)ty_n_vocab(gpu_fast);
+        setenv("TY_CUDA_NO_GRAPH", "1", 1);
+        float *plain = eval_all(gpu_fast, lids, L, 1, TY_KV_F16);
+        unsetenv("TY_CUDA_NO_GRAPH");
+        const int64_t plain_replays = last_graph_replays;
+        float *rec = eval_all(gpu_fast, lids, L, 1, TY_KV_F16);
+        CHECK(same_logits(plain, rec, NL), "%s fast decode: replayed steps differ from launched ones", label);
+        CHECK(plain_replays == 0 && last_graph_replays == L - 3,
+              "%s fast decode: %lld of %d steps replayed (expected %d; %lld with recording off)", label,
+              (long long)last_graph_replays, L, L - 3, (long long)plain_replays);
+        free(plain);
+        free(rec);
+    }
     const int kvs[2] = {TY_KV_F16, TY_KV_Q8_0};
     for (int i = 0; i < (quick ? 1 : 2); i++) {
         float *a = eval_all(gpu_fast, ids, n, 1, kvs[i]), *b = eval_unfused(gpu_fast, ids, n, 1, kvs[i]);

@@ -68,8 +68,18 @@ typedef struct ty_backend_ops {
     void (*rope_store)(ty_backend *be, float *q, float *k, const float *v, void *k_cache, void *v_cache,
                        uint32_t kv_type, int64_t n, int64_t pos0, const ty_hparams *hp);
     /* optional, for tests: a named counter of the backend's own work, -1 for a name it does not
-     * count (CUDA: "act_quant", activation rows a matmul quantized itself, none fused op did) */
+     * count (CUDA: "act_quant", activation rows a matmul quantized itself, none fused op did;
+     * "graph_replays", decode steps replayed from a recording) */
     int64_t (*counter)(ty_backend *be, const char *name);
+
+    /* Optional: recorded decode steps (NULL: none). ty_forward_batch calls step_begin before a
+     * one-token step (token id `token` at position pos). It returns 1 when the backend replayed a
+     * recording of the whole step, logits included, so that the forward issues no op but the
+     * download; 0 when the forward is to issue the ops, which the backend may record, and then call
+     * step_end. step_end returns 0, or non-zero when a recording failed and none of its ops ran:
+     * the forward then issues them again, plainly. */
+    int (*step_begin)(ty_backend *be, int32_t token, int64_t pos);
+    int (*step_end)(ty_backend *be);
 } ty_backend_ops;
 
 struct ty_backend {

@@ -100,8 +100,8 @@ static void residual_matmul(ty_forward *fw, const ty_weight *w, const float *in,
     }
 }
 
-void ty_forward_batch(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t pos0, int all_logits,
-                      float *logits) {
+/* The ops of one batch, up to the logits of its last row (all rows with all_logits) in fw->logits. */
+static void forward_ops(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t pos0, int all_logits) {
     const ty_model_desc *m = fw->model;
     const ty_hparams *hp = &m->hp;
     const ty_backend_ops *op = fw->be->ops;
@@ -137,7 +137,18 @@ void ty_forward_batch(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t 
     int64_t n_out = all_logits ? n : 1;
     op->rmsnorm(be, rows, &m->output_norm, hp->rms_norm_eps, n_out, fw->xb);
     op->matmul(be, &m->output, fw->xb, n_out, fw->logits);
-    op->download(be, logits, fw->logits, n_out * hp->n_vocab);
+}
+
+void ty_forward_batch(ty_forward *fw, const int32_t *tokens, int64_t n, int64_t pos0, int all_logits,
+                      float *logits) {
+    const ty_backend_ops *op = fw->be->ops;
+    /* a decode step may be replayed from (or recorded into) a device-side recording */
+    const int step = n == 1 && op->step_begin;
+    if (!step || !op->step_begin(fw->be, tokens[0], pos0)) {
+        forward_ops(fw, tokens, n, pos0, all_logits);
+        if (step && op->step_end(fw->be)) forward_ops(fw, tokens, n, pos0, all_logits);
+    }
+    op->download(fw->be, logits, fw->logits, (all_logits ? n : 1) * fw->model->hp.n_vocab);
 }
 
 void ty_forward_fill_synthetic(ty_forward *fw, int64_t pos0, int64_t n, uint64_t seed) {

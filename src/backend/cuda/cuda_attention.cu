@@ -35,9 +35,10 @@ template <> __device__ __forceinline__ float kv_elem<TY_TYPE_Q8_0>(const uint8_t
 template <int KT>
 __global__ void __launch_bounds__(ATT_THREADS)
     k_attention(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
-                uint64_t row_bytes, int64_t pos0, int n_head, int n_head_kv, int hd, float scale,
-                float *__restrict__ out) {
+                uint64_t row_bytes, int64_t pos0, const int32_t *pos_dev, int n_head, int n_head_kv, int hd,
+                float scale, float *__restrict__ out) {
     extern __shared__ __align__(16) float att_sm[];
+    if (pos_dev) pos0 = *pos_dev; /* a recorded step: the position is data */
     float *qs = att_sm, *acc = qs + hd, *sc = acc + hd; /* q[hd], acc[hd], scores/probabilities[TILE] */
     const int h = blockIdx.x;
     const int64_t t = blockIdx.y;
@@ -254,10 +255,11 @@ __device__ __forceinline__ void load4(const uint8_t *row, int64_t e, float (&v)[
 
 template <int KT>
 __global__ void k_attn_split(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
-                             uint64_t row_bytes, int64_t pos0, int n_head, int n_head_kv, float scale,
-                             float *__restrict__ part) {
+                             uint64_t row_bytes, int64_t pos0, const int32_t *pos_dev, int n_head, int n_head_kv,
+                             float scale, float *__restrict__ part) {
     cu_pdl_wait(); /* launched with cu_launch (PDL) */
     cu_pdl_trigger();
+    if (pos_dev) pos0 = *pos_dev; /* a recorded step: the position is data, and gridDim.y a bound */
     const int kvh = blockIdx.x, split = blockIdx.y, n_splits = gridDim.y, t = blockIdx.z;
     const int G = n_head / n_head_kv, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int h = kvh * G + warp;
@@ -352,18 +354,24 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
     const int64_t G = n_head / n_head_kv;
     /* up to CU_MV_MAX_TOKENS queries (decode, a speculative batch): the split kernel, so that a batch
      * computes each position exactly as decoding it alone would */
-    const int64_t splits = (pos0 + n - 1) / SPLIT_KEYS + 1; /* of the last query; earlier ones leave theirs empty */
-    if (n <= CU_MV_MAX_TOKENS && head_dim == FA_HD && G <= 8 && c->attn_part &&
-        n * n_head * splits * PART_STRIDE <= c->attn_part_cap && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
+    int64_t splits = (pos0 + n - 1) / SPLIT_KEYS + 1; /* of the last query; earlier ones leave theirs empty */
+    const int64_t fit = c->attn_part ? c->attn_part_cap / (n * n_head * PART_STRIDE) : 0; /* splits the workspace holds */
+    if (n <= CU_MV_MAX_TOKENS && head_dim == FA_HD && G <= 8 && splits <= fit &&
+        (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
+        /* a recording serves every position of its power of two of splits: the grid is that bound
+         * (or all the workspace holds, the context's last position included), the rest stay empty */
+        if (c->capturing) splits = c->cap_splits < fit ? c->cap_splits : fit;
         dim3 g((unsigned)n_head_kv, (unsigned)splits, (unsigned)n);
         const dim3 block((unsigned)(32 * G));
         cu_launch(c, kv_type == TY_TYPE_F16 ? k_attn_split<TY_TYPE_F16> : k_attn_split<TY_TYPE_F32>, g, block, q, k, v,
-                  row_bytes, pos0, (int)n_head, (int)n_head_kv, scale, c->attn_part);
+                  row_bytes, pos0, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL), (int)n_head,
+                  (int)n_head_kv, scale, c->attn_part);
         cu_launch(c, k_attn_combine, dim3((unsigned)n_head, (unsigned)n), dim3(FA_HD), (const float *)c->attn_part,
                   (int)splits, out);
         return;
     }
     if (n >= FA_BQ / 2 && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
+        c->capture_bad |= c->capturing; /* the tiles take the position by value (and serve prompts) */
         dim3 g((unsigned)((n + FA_BQ - 1) / FA_BQ), (unsigned)n_head);
         if (kv_type == TY_TYPE_F16) {
             k_attention_tiles<TY_TYPE_F16><<<g, FA_THREADS, FA_SMEM, c->stream>>>(q, k, v, row_bytes, pos0, (int)n, (int)n_head,
@@ -375,11 +383,12 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
         return;
     }
     dim3 grid((unsigned)n_head, (unsigned)n);
+    const int32_t *pos_dev = c->capturing ? c->step_dev + 1 : NULL;
     switch (kv_type) {
 #define X(KT)                                                                                              \
     case KT:                                                                                               \
-        k_attention<KT><<<grid, ATT_THREADS, smem, c->stream>>>(q, k, v, row_bytes, pos0, (int)n_head,     \
-                                                                (int)n_head_kv, (int)head_dim, scale, out); \
+        k_attention<KT><<<grid, ATT_THREADS, smem, c->stream>>>(q, k, v, row_bytes, pos0, pos_dev, (int)n_head, \
+                                                                (int)n_head_kv, (int)head_dim, scale, out);   \
         break;
         X(TY_TYPE_F32) X(TY_TYPE_F16) X(TY_TYPE_Q8_0)
 #undef X

@@ -89,6 +89,9 @@ static void cu_destroy(ty_backend *be) {
     cudaSetDevice(c->device);
     cu_mv_flush(c);
     if (c->stream) cudaStreamSynchronize(c->stream);
+    cu_graphs_clear(c);
+    if (c->step_host) cudaFreeHost(c->step_host);
+    if (c->step_dev) cudaFree(c->step_dev);
     cu_free_weights(c);
     for (size_t i = 0; i < c->n_kv; i++) cudaFree(c->kv[i].ptr); /* normally freed by kv_free already */
     free(c->kv);
@@ -118,6 +121,7 @@ static void cu_buffer_free(ty_backend *be, float *buf) {
     c->xq_src = NULL; /* a new buffer may get this address */
     cudaSetDevice(c->device);
     cu_mv_flush(c); /* a kept matmul may write it */
+    cu_graphs_clear(c); /* recordings may use it */
     cudaFree(buf);
 }
 
@@ -156,6 +160,7 @@ static void cu_kv_free(ty_backend *be, void *buf) {
         }
     cudaSetDevice(c->device);
     cu_mv_flush(c);
+    cu_graphs_clear(c);
     cudaFree(buf);
 }
 
@@ -205,6 +210,7 @@ static int ensure_rope(cuda_backend *c, const ty_hparams *hp, ty_err *err) {
     for (int64_t i = 0; i < half; i++)
         host[i] = (float)(1.0 / pow((double)hp->rope_freq_base, (double)(2 * i) / (double)hp->n_rot));
     if (c->rope_inv_freq) {
+        cu_graphs_clear(c);
         cudaStreamSynchronize(c->stream); /* earlier rope kernels may still read the old table */
         cudaFree(c->rope_inv_freq);
         c->rope_inv_freq = NULL;
@@ -279,6 +285,7 @@ static int cu_reserve(ty_backend *be, const ty_hparams *hp, int64_t n_batch, int
     cuda_backend *c = cu_be(be);
     if (!cu_enter(c)) return ty_seterr(err, TY_ERR_DEVICE, "CUDA: %s", c->errmsg);
     cu_mv_flush(c); /* the buffers a kept matmul reads may be reallocated */
+    cu_graphs_clear(c); /* and so may those of the recordings */
     if (hp->head_dim > 4096 || hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0)
         return ty_seterr(err, TY_ERR_UNSUPPORTED, "the CUDA backend cannot run attention with %lld heads of %lld over %lld KV heads",
                          (long long)hp->n_head, (long long)hp->head_dim, (long long)hp->n_head_kv);
@@ -308,6 +315,7 @@ static void cu_kv_store(ty_backend *be, void *cache, uint32_t kv_type, int64_t k
     }
     uint8_t *dst = (uint8_t *)cache + (uint64_t)pos0 * row_bytes;
     if (!kv_find(c, cache, (uint64_t)(pos0 + n) * row_bytes, "kv_store")) return;
+    c->capture_bad |= c->capturing; /* the row is fixed at launch */
     cu_launch_kv_store(c, dst, kv_type, kv_dim, n, src);
     cu_after_op(c, "kv_store");
 }
@@ -321,6 +329,12 @@ static void cu_get_rows(ty_backend *be, const ty_weight *w, const int32_t *ids, 
         cu_fail(c, "get_rows: %lld rows into %p (16-byte aligned rows needed)", (long long)n, (void *)out);
         return;
     }
+    if (c->capturing && n == 1) { /* a recorded step: the token id is data in step_dev */
+        cu_launch_get_rows(c, cw, c->step_dev, 1, out);
+        cu_after_op(c, "get_rows");
+        return;
+    }
+    c->capture_bad |= c->capturing;
     ty_err err = {};
     if (ensure_ids(c, n, &err)) {
         cu_fail(c, "get_rows: %s", err.msg);
@@ -421,6 +435,7 @@ static void cu_rope(ty_backend *be, float *x, int64_t n, int64_t n_head, const t
         cu_fail(c, "rope: %s", err.msg[0] ? err.msg : "n_rot exceeds head_dim");
         return;
     }
+    c->capture_bad |= c->capturing; /* the position is fixed at launch */
     cu_launch_rope(c, x, n, n_head, hp->head_dim, hp->n_rot, pos0);
     cu_after_op(c, "rope");
 }
@@ -464,8 +479,10 @@ static void cu_rope_store(ty_backend *be, float *q, float *k, const float *v, vo
     if (!kv_find(c, k_cache, need, "rope_store (K)") || !kv_find(c, v_cache, need, "rope_store (V)")) return;
     uint8_t *kd = (uint8_t *)k_cache + (uint64_t)pos0 * row_bytes, *vd = (uint8_t *)v_cache + (uint64_t)pos0 * row_bytes;
     if (hp->head_dim % 2 == 0) {
-        cu_launch_rope_store(c, q, k, v, kd, vd, kv_type, n, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_rot, pos0);
+        cu_launch_rope_store(c, q, k, v, (uint8_t *)k_cache, (uint8_t *)v_cache, row_bytes, kv_type, n, hp->n_head,
+                             hp->n_head_kv, hp->head_dim, hp->n_rot, pos0, c->capturing ? c->step_dev + 1 : NULL);
     } else {
+        c->capture_bad |= c->capturing;
         cu_launch_rope(c, q, n, hp->n_head, hp->head_dim, hp->n_rot, pos0);
         cu_launch_rope(c, k, n, hp->n_head_kv, hp->head_dim, hp->n_rot, pos0);
         cu_launch_kv_store(c, kd, kv_type, kv_dim, n, k);
@@ -522,6 +539,7 @@ static int cu_status(ty_backend *be, ty_err *err) {
 static int64_t cu_counter(ty_backend *be, const char *name) {
     cuda_backend *c = cu_be(be);
     if (strcmp(name, "act_quant") == 0) return c->n_act_quant;
+    if (strcmp(name, "graph_replays") == 0) return c->n_replays;
     return -1;
 }
 
@@ -552,6 +570,8 @@ static void cu_fill_ops(ty_backend_ops *o, bool fuse) {
     if (fuse) {
         o->matmul_add = cu_matmul_add;
         o->rope_store = cu_rope_store;
+        o->step_begin = cu_step_begin;
+        o->step_end = cu_step_end;
     }
 }
 
@@ -604,6 +624,8 @@ extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_inde
 #endif
     const char *sync = getenv("TY_CUDA_SYNC");
     if (sync && *sync && strcmp(sync, "0") != 0) c->sync_each_op = 1;
+    const char *no_graph = getenv("TY_CUDA_NO_GRAPH");
+    c->graphs_on = !c->sync_each_op && !(no_graph && *no_graph && strcmp(no_graph, "0") != 0);
     e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     if (e != cudaSuccess) {
         cudaGetLastError();

@@ -71,6 +71,8 @@ typedef struct cu_q8act {
 #define CU_MV_MAX_TOKENS 16
 /* Matrices of the same input, type and width that the 8-bit kernels multiply in one launch (q, k, v). */
 #define CU_MV_JOBS 3
+/* recorded decode steps kept (cuda_graph.cu): splits 1, 2, 4, ..., 2^19 (32M keys) */
+#define CU_MAX_GRAPHS 20
 
 typedef struct cuda_backend {
     ty_backend base;
@@ -127,6 +129,18 @@ typedef struct cuda_backend {
     int32_t *ids_host, *ids_dev;
     int64_t ids_cap;
     cudaEvent_t ids_done;
+    /* recorded decode steps (cuda_graph.cu): one CUDA graph per power-of-two count of attention
+     * splits; the step's token id and position are data in step_dev ([0] id, [1] position), copied
+     * from the pinned step_host before each replay */
+    int graphs_on;          /* recording allowed (TY_CUDA_NO_GRAPH=1: off) */
+    int capturing;          /* the ops being issued are recorded, not run */
+    int capture_bad;        /* an op of the recording took the position by value */
+    int cap_splits;         /* attention splits of the step being recorded */
+    int32_t *step_host, *step_dev;
+    cudaGraphExec_t graph[CU_MAX_GRAPHS];
+    int graph_splits[CU_MAX_GRAPHS];
+    int n_graphs;
+    int64_t n_replays;      /* the counter "graph_replays" */
     /* RoPE inverse frequencies, computed on the host exactly as the CPU backend does */
     float *rope_inv_freq;
     int64_t rope_n_rot;
@@ -194,12 +208,17 @@ void cu_launch_rope(cuda_backend *c, float *x, int64_t n, int64_t n_head, int64_
                     int64_t pos0);
 void cu_launch_kv_store(cuda_backend *c, uint8_t *dst, uint32_t kv_type, int64_t kv_dim, int64_t n,
                         const float *src);
-/* rope of q (n_head heads) and k (n_head_kv heads) in place, then k and v into the cache rows at
- * k_dst and v_dst; needs an even head_dim and kv_type F32, F16 or Q8_0 (checked by the caller). */
-void cu_launch_rope_store(cuda_backend *c, float *q, float *k, const float *v, uint8_t *k_dst, uint8_t *v_dst,
-                          uint32_t kv_type, int64_t n, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                          int64_t n_rot, int64_t pos0);
+/* rope of q (n_head heads) and k (n_head_kv heads) in place, then k and v into the cache rows pos0..
+ * (or *pos_dev.., read on the device, when pos_dev is set); needs an even head_dim and kv_type F32,
+ * F16 or Q8_0 (checked by the caller). */
+void cu_launch_rope_store(cuda_backend *c, float *q, float *k, const float *v, uint8_t *k_cache, uint8_t *v_cache,
+                          uint64_t row_bytes, uint32_t kv_type, int64_t n, int64_t n_head, int64_t n_head_kv,
+                          int64_t head_dim, int64_t n_rot, int64_t pos0, const int32_t *pos_dev);
 bool cu_attention_prepare(cuda_backend *c);
+/* cuda_graph.cu: the step_begin / step_end ops, and dropping the recordings (their buffers change) */
+int cu_step_begin(ty_backend *be, int32_t token, int64_t pos);
+int cu_step_end(ty_backend *be);
+void cu_graphs_clear(cuda_backend *c);
 void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
                          uint64_t row_bytes, int64_t n, int64_t pos0, int64_t n_head, int64_t n_head_kv,
                          int64_t head_dim, float *out);

@@ -239,9 +239,11 @@ void cu_launch_kv_store(cuda_backend *c, uint8_t *dst, uint32_t kv_type, int64_t
 typedef struct rope_store_args {
     float *q, *k;
     const float *v;
-    uint8_t *kc, *vc;          /* cache row pos0 of K and V (rows of kw elements follow each other) */
+    uint8_t *kc, *vc;          /* the K and V caches (row 0; rows of row_bytes) */
     const float *inv_freq;
-    int64_t n, pos0;
+    const int32_t *pos_dev;    /* when set, the position of row 0 is read here (a recorded step) */
+    int64_t n, pos0;           /* else it is pos0 */
+    uint64_t row_bytes;
     int qw, kw, head_dim, n_rot2; /* row widths of q and k/v; rotated columns per head (even) */
     uint32_t kv_type;
 } rope_store_args;
@@ -277,6 +279,8 @@ __global__ void __launch_bounds__(EW_THREADS) k_rope_store(rope_store_args p) {
     const int64_t cq = (p.qw + 31) / 32, ck = (p.kw + 31) / 32;
     const int64_t nq = p.n * cq, nk = p.n * ck, items = nq + 2 * nk;
     const int64_t step = (int64_t)gridDim.x * (EW_THREADS / 32);
+    const int64_t pos0 = p.pos_dev ? (int64_t)*p.pos_dev : p.pos0;
+    uint8_t *const kc = p.kc + (uint64_t)pos0 * p.row_bytes, *const vc = p.vc + (uint64_t)pos0 * p.row_bytes;
     for (int64_t it = (int64_t)blockIdx.x * (EW_THREADS / 32) + threadIdx.x / 32; it < items; it += step) {
         const int m = it < nq ? 0 : it < nq + nk ? 1 : 2; /* q, k, v: the same for the whole warp */
         const int64_t r = m == 0 ? it : m == 1 ? it - nq : it - nq - nk;
@@ -289,27 +293,29 @@ __global__ void __launch_bounds__(EW_THREADS) k_rope_store(rope_store_args p) {
         float *rw = m == 0 ? p.q : p.k; /* the rows rope rotates in place */
         float v = in ? (m == 2 ? p.v[at] : rw[at]) : 0.f;
         if (m < 2) {
-            v = rope_lane(v, in ? col % p.head_dim : -1, p.pos0 + t, p, lane);
+            v = rope_lane(v, in ? col % p.head_dim : -1, pos0 + t, p, lane);
             if (in) rw[at] = v;
             if (m == 0) continue;
         }
-        kv_store_lane(m == 1 ? p.kc : p.vc, p.kv_type, at, v, lane, in);
+        kv_store_lane(m == 1 ? kc : vc, p.kv_type, at, v, lane, in);
     }
 }
 
-void cu_launch_rope_store(cuda_backend *c, float *q, float *k, const float *v, uint8_t *k_dst, uint8_t *v_dst,
-                          uint32_t kv_type, int64_t n, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                          int64_t n_rot, int64_t pos0) {
+void cu_launch_rope_store(cuda_backend *c, float *q, float *k, const float *v, uint8_t *k_cache, uint8_t *v_cache,
+                          uint64_t row_bytes, uint32_t kv_type, int64_t n, int64_t n_head, int64_t n_head_kv,
+                          int64_t head_dim, int64_t n_rot, int64_t pos0, const int32_t *pos_dev) {
     if (n <= 0) return;
     rope_store_args p;
     p.q = q;
     p.k = k;
     p.v = v;
-    p.kc = k_dst;
-    p.vc = v_dst;
+    p.kc = k_cache;
+    p.vc = v_cache;
     p.inv_freq = c->rope_inv_freq;
+    p.pos_dev = pos_dev;
     p.n = n;
     p.pos0 = pos0;
+    p.row_bytes = row_bytes;
     p.qw = (int)(n_head * head_dim);
     p.kw = (int)(n_head_kv * head_dim);
     p.head_dim = (int)head_dim;
