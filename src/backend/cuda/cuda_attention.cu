@@ -272,6 +272,7 @@ __global__ void k_attn_split(const float *__restrict__ q, const uint8_t *__restr
     qv[0] = q4.x * scale, qv[1] = q4.y * scale, qv[2] = q4.z * scale, qv[3] = q4.w * scale;
     float m = -INFINITY, l = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
     const int64_t kb = (int64_t)split * SPLIT_KEYS, ke = min(kb + SPLIT_KEYS, n_keys);
+    if (pos_dev && kb >= n_keys) return; /* past the recorded step's keys: the combine does not read it */
     /* 8 keys per step, all their loads issued first (one key at a time waited for each row) */
     for (int64_t p0 = kb; p0 < ke; p0 += 8) {
         float k[8][4], v[8][4], sc[8];
@@ -312,17 +313,21 @@ __global__ void k_attn_split(const float *__restrict__ q, const uint8_t *__restr
 /* One block per (head, query), one thread per output element: the splits' partial results rescaled
  * to the largest max, summed in split order, divided by the summed weights. The loops over the
  * splits issue 4 splits' loads at a time (not one L2 round trip per split: 256 splits at 16k). */
-__global__ void k_attn_combine(const float *__restrict__ part, int n_splits, float *__restrict__ out) {
+__global__ void k_attn_combine(const float *__restrict__ part, int n_splits, const int32_t *pos_dev,
+                               float *__restrict__ out) {
     cu_pdl_wait(); /* launched with cu_launch (PDL) */
     cu_pdl_trigger();
     const int h = blockIdx.x, d = threadIdx.x, t = blockIdx.y;
     const float *ph = part + ((int64_t)t * gridDim.x + h) * n_splits * PART_STRIDE;
+    /* a recorded step's grid is a bound: only the splits holding keys were written (the others would
+     * add nothing: weight 0) */
+    const int used = pos_dev ? min(n_splits, (int)((*pos_dev + t) / SPLIT_KEYS) + 1) : n_splits;
     float M = -INFINITY;
 #pragma unroll 4
-    for (int s = 0; s < n_splits; s++) M = fmaxf(M, ph[s * PART_STRIDE + FA_HD]);
+    for (int s = 0; s < used; s++) M = fmaxf(M, ph[s * PART_STRIDE + FA_HD]);
     float L = 0.f, o = 0.f;
 #pragma unroll 4
-    for (int s = 0; s < n_splits; s++) {
+    for (int s = 0; s < used; s++) {
         const float *ps = ph + s * PART_STRIDE;
         const float w = ps[FA_HD] == -INFINITY ? 0.f : expf(ps[FA_HD] - M);
         L = fmaf(ps[FA_HD + 1], w, L);
@@ -367,7 +372,7 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
                   row_bytes, pos0, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL), (int)n_head,
                   (int)n_head_kv, scale, c->attn_part);
         cu_launch(c, k_attn_combine, dim3((unsigned)n_head, (unsigned)n), dim3(FA_HD), (const float *)c->attn_part,
-                  (int)splits, out);
+                  (int)splits, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL), out);
         return;
     }
     if (n >= FA_BQ / 2 && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {

@@ -8,8 +8,9 @@
  * What changes from step to step is data, not launch arguments: the token id and the position sit in
  * step_dev, copied from pinned memory before each replay; get_rows, rope_store and the split-KV
  * attention read them there while recording (c->capturing). The attention's grid is a bound: one
- * recording per power-of-two number of key splits, its extra splits left empty (which changes no
- * bit: k_attn_combine gives them weight 0). An op that takes the position by value while recording
+ * recording per power-of-two number of key splits; the blocks of splits past the position return at
+ * once and the combine reads only the others (an empty split would add nothing: weight 0, so the
+ * bits are those of an exact grid). An op that takes the position by value while recording
  * (a path without device-side position: unfused rope, kv_store, other attention kernels) marks the
  * recording as bad: it is replayed once, for the step it was made for, and recording stops.
  *
