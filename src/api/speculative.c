@@ -30,10 +30,14 @@
 #include "generate/sampling.h"
 
 /* What one more token in a verify batch costs the target, in single-token decode steps. The CPU
- * is compute-bound on a batch (7B Q4_K_M, 2 cores: 9 tokens cost 5 steps); a GPU is bound by
- * reading the weights, which a batch reads once. */
+ * is compute-bound on a batch (7B Q4_K_M, 2 cores: 9 tokens cost 5 steps); a GPU reads the weights
+ * once per batch (H100, 7B Q4_K_M: 5 tokens 3.68 ms, 9 tokens 4.64, one 2.72: 0.24 per token). */
 #define VERIFY_COST_CPU 0.5
-#define VERIFY_COST_DEVICE 0.03
+#define VERIFY_COST_DEVICE 0.25
+/* A draft step on a GPU costs at least this much of a target step per layer ratio: small kernels are
+ * bound by latency, not bytes (H100: the 14-layer, 88 MB draft preset 0.63 ms, the 32-layer 4.37 GB
+ * target 2.72 ms: 0.23 = 0.53 x 14/32, where the byte ratio says 0.02). */
+#define DRAFT_LAYER_COST_DEVICE 0.5
 #define ACCEPT_DECAY 0.9 /* weight of the older history in the acceptance rate, per step */
 
 enum { SRC_DRAFT, SRC_LOOKUP, N_SRC };
@@ -83,12 +87,16 @@ static int spec_init(spec *sp, ty_context *c, ty_sampler *s) {
     sp->greedy = ty_sampler_is_greedy(s);
     sp->V = c->model->desc.hp.n_vocab;
     sp->eos = ty_tokenizer_eos(c->model->tok);
-    double verify = strcmp(c->be->ops->name, "cpu") == 0 ? VERIFY_COST_CPU : VERIFY_COST_DEVICE;
+    const bool cpu = strcmp(c->be->ops->name, "cpu") == 0;
+    double verify = cpu ? VERIFY_COST_CPU : VERIFY_COST_DEVICE;
     sp->cost[SRC_LOOKUP] = verify;
     sp->cost[SRC_DRAFT] = verify;
-    if (sp->d)
-        sp->cost[SRC_DRAFT] += (double)ty_model_bytes_per_token(sp->d->model) /
-                               (double)ty_model_bytes_per_token(c->model);
+    if (sp->d) {
+        double draft = (double)ty_model_bytes_per_token(sp->d->model) / (double)ty_model_bytes_per_token(c->model);
+        const double layers = (double)sp->d->model->desc.hp.n_layer / (double)c->model->desc.hp.n_layer;
+        if (!cpu && draft < DRAFT_LAYER_COST_DEVICE * layers) draft = DRAFT_LAYER_COST_DEVICE * layers;
+        sp->cost[SRC_DRAFT] += draft;
+    }
     int k = c->draft_max;
     sp->prop = malloc(sizeof *sp->prop * (size_t)k);
     sp->batch = malloc(sizeof *sp->batch * (size_t)(k + 1));
