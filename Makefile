@@ -18,7 +18,7 @@ quick-test: build
 	ctest --test-dir build --output-on-failure -j $(JOBS)
 
 asan-test:
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTY_SANITIZE=ON -DTY_WERROR=ON \
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTY_SANITIZE=ON -DTY_WERROR=ON -DTY_CUDA=OFF \
 	  -DCMAKE_C_FLAGS_DEBUG="-O1 -g" >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -15,7 +15,7 @@ cc=${CC_FUZZ:-clang}
 
 command -v "$cc" >/dev/null || { echo "fuzz/run.sh: $cc not found (apt-get install clang)" >&2; exit 2; }
 
-cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="$cc" -DTY_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="$cc" -DTY_FUZZ=ON -DTY_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" --target fuzz_gguf -j"$(nproc)"
 
 work=$(mktemp -d)
