@@ -16,7 +16,8 @@
 #   mkdir -p device-fixtures/gguf && cp ../shared/fixtures/cases.txt device-fixtures/ && cp ../shared/fixtures/gguf/tiny-hd128-q4_k_m.gguf ../shared/fixtures/gguf/tiny-hd128-q5_k_m.gguf ../shared/fixtures/gguf/tiny-hd128-q4_0.gguf ../shared/fixtures/gguf/tiny-e2e-q4_k_m.gguf ../shared/fixtures/gguf/tiny-e2e-q5_k_m.gguf device-fixtures/gguf/
 # Then on the device (carry: device-fixtures):
 #   bash scripts/gpu_check.sh
-# Environment: TY_GPU_CHECK_SKIP="sanitizer bench" skips steps; BUILD_DIR (default build-cuda).
+# Environment: TY_GPU_CHECK_SKIP="sanitizer bench spec" skips steps ("configure build" too, to check a
+# build made elsewhere); BUILD_DIR (default build-cuda).
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/cuda/bin"
@@ -88,6 +89,10 @@ if [[ -n "$SEVEN_B" ]]; then
     step bench bench.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf --device cuda -p 512 -n 128 -r 3 --no-bandwidth
     step bench_depth bench_depth.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf --device cuda -p 512 -n 128 -r 2 \
         --ctx-depth 16384 --synthetic-depth --no-bandwidth
+    # speculative decoding: the oracle curve with the draft preset (bench/spec_curve.sh)
+    step spec spec.log 300 bash -c "./$BUILD/trainyard synth --preset draft --type Q4_K_M --synthetic-vocab \
+        -o /tmp/draft.gguf >/dev/null && TRAINYARD=./$BUILD/trainyard bash bench/spec_curve.sh -d cuda -r 3 -n 128 \
+        /tmp/m.gguf /tmp/draft.gguf"
     nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>&1 | head -2
     # llama.cpp beside it, where a CUDA build of llama-bench is present (LLAMA_BENCH=path; never built here)
     if [[ -n "${LLAMA_BENCH:-}" && -x "${LLAMA_BENCH:-}" ]]; then
@@ -106,4 +111,6 @@ grep -E "^test_cuda: [0-9]+ passed" "$LOG/test_cuda.log" 2>/dev/null | tee -a "$
 echo "==== speed (random 7B Q4_K_M, tokens/s)" | tee -a "$LOG/summary.txt"
 grep -h -E "^(pp|tg)[0-9]+" "$LOG/bench.log" "$LOG/bench_depth.log" 2>/dev/null | tee -a "$LOG/summary.txt"
 grep -E "\| *(pp|tg)[0-9]+" "$LOG/llama_bench.log" 2>/dev/null | sed 's/^/llama.cpp: /' | tee -a "$LOG/summary.txt"
+echo "==== speculative decoding (oracle acceptance; speedup over plain decoding)" | tee -a "$LOG/summary.txt"
+grep -E "^\| [0-9]" "$LOG/spec.log" 2>/dev/null | tee -a "$LOG/summary.txt"
 exit $FAILED
