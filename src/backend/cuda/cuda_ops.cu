@@ -6,8 +6,8 @@
  * cos/sin rounded to float, the F16 and Q8_0 cache conversions round exactly as ty_quantize_row.
  *
  * Fused variants (cuda_common.cuh, "Fusion") compute their values with the same device functions
- * as the plain kernels (rms_scale, norm_out, swiglu1, rope_lane, kv_store_lane) and quantize with
- * cuda_q8act.cuh's quantizers, so they write the same bits. */
+ * as the plain kernels (rms_scale, swiglu1, rope_lane, kv_store_lane; rmsnorm is one kernel for
+ * both) and quantize with cuda_q8act.cuh's quantizers, so they write the same bits. */
 #include <math.h>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -30,79 +30,115 @@ template <> __device__ __forceinline__ float norm_weight<TY_TYPE_BF16>(const uin
     return __uint_as_float((uint32_t)((const unsigned short *)w)[i] << 16);
 }
 
-#define RMS_THREADS 1024 /* a 4096-wide row: 4 elements per thread, every load in flight at once */
+/* Layout: thread t of the block holds elements 2048 p + 8 t .. + 7 of the row (pass p), so that warp
+ * w's elements of a pass are the 256-block 8 p + w (Q8_K's layout: 8 consecutive elements per lane)
+ * and the quad of lanes 4q.. the 32-group 64 p + 8 w + q (Q8_0). Rows of up to RMS_PASSES * 2048
+ * elements stay in registers between the sum and the output; longer rows are read again. */
+#define RMS_THREADS 256
+#define RMS_PASSES 2
 
-/* 1 / sqrt(mean(x^2) + eps) of the row xr, computed by the whole block (RMS_THREADS threads) and
- * returned to all: the sum of squares in double, as the CPU does (cheap: one row). Fused or not,
- * every rmsnorm kernel sums in this order, so all get the same scale. */
-__device__ __forceinline__ float rms_scale(const float *__restrict__ xr, int64_t d, float eps) {
+/* The 8 elements of thread t in pass p (zeros past d; 2 float4 loads when d % 8 == 0). */
+__device__ __forceinline__ void rms_load8(const float *__restrict__ xr, int64_t d, int p, float (&v)[8]) {
+    const int64_t i0 = 2048 * (int64_t)p + 8 * threadIdx.x;
+    if (d % 8 == 0) {
+        float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+        if (i0 < d) a = *(const float4 *)(xr + i0), b = *(const float4 *)(xr + i0 + 4);
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = i0 + j < d ? xr[i0 + j] : 0.f;
+    }
+}
+
+/* 1 / sqrt(mean(x^2) + eps) of the row xr for the whole block, returned to all: the sum of squares in
+ * double, as the CPU does: each thread over its elements in order (pass, then slot), the warp by a
+ * butterfly, the 8 warps' sums in order. One barrier: every thread adds the 8 warp sums itself. All
+ * rmsnorm kernels (fused or not) sum in this order, so all get the same scale. x holds the first
+ * RMS_PASSES passes afterwards. */
+__device__ __forceinline__ float rms_scale(const float *__restrict__ xr, int64_t d, float eps,
+                                           float (&x)[RMS_PASSES][8]) {
     double ss = 0;
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += (double)xr[i] * (double)xr[i];
+    const int passes = (int)((d + 2047) / 2048);
+#pragma unroll
+    for (int p = 0; p < RMS_PASSES; p++) {
+        rms_load8(xr, p < passes ? d : 0, p, x[p]); /* a pass past the row: zeros, no load */
+#pragma unroll
+        for (int j = 0; j < 8; j++) ss += (double)x[p][j] * (double)x[p][j];
+    }
+    for (int p = RMS_PASSES; p < passes; p++) {
+        float v[8];
+        rms_load8(xr, d, p, v);
+#pragma unroll
+        for (int j = 0; j < 8; j++) ss += (double)v[j] * (double)v[j];
+    }
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-    __shared__ double part[32];
-    __shared__ float scale_s;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = (blockDim.x + 31) / 32;
-    if (lane == 0) part[warp] = ss;
+    __shared__ double part[RMS_THREADS / 32];
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = ss;
     __syncthreads();
-    if (threadIdx.x == 0) {
-        double t = 0;
-        for (int i = 0; i < nw; i++) t += part[i];
-        scale_s = (float)(1.0 / sqrt(t / (double)d + (double)eps));
-    }
-    __syncthreads();
-    return scale_s;
+    double t = 0;
+#pragma unroll
+    for (int i = 0; i < RMS_THREADS / 32; i++) t += part[i];
+    return (float)(1.0 / sqrt(t / (double)d + (double)eps));
 }
 
-/* Output element i of a normalised row. */
-template <int T>
-__device__ __forceinline__ float norm_out(const float *__restrict__ xr, const uint8_t *__restrict__ w, int64_t i,
-                                          float scale) {
-    return __fmul_rn(norm_weight<T>(w, i), __fmul_rn(xr[i], scale));
-}
-
-/* One block per row. A = CU_ACT_NONE: thread i writes elements i, i + RMS_THREADS, ...; otherwise
- * the output is also quantized into row blockIdx.x of xq: Q8_0, warp w takes the 32-groups w,
- * w + 32, ... (the same elements per thread as without); Q8_K, warp w the 256-blocks w, w + 32, ...
- * with 8 consecutive elements per lane. d is a multiple of the group (cu_xq_fits). */
+/* One block per row: the thread's elements (rms_scale's layout) normalised and written, and with A
+ * != CU_ACT_NONE also quantized into row blockIdx.x of xq (d is then a multiple of the group:
+ * cu_xq_fits). */
 template <int T, int A>
 __global__ void __launch_bounds__(RMS_THREADS)
     k_rmsnorm(const float *__restrict__ x, const uint8_t *__restrict__ w, float eps, int64_t d, float *__restrict__ out,
               cu_q8act xq) {
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = RMS_THREADS / 32;
-    /* the norm weights of this thread's first group depend on no earlier kernel: loaded before the
-     * PDL wait, so that they are not one more memory round trip after the reduction */
-    constexpr int E = A == CU_ACT_Q8_K ? 8 : 1, GS = 32 * E; /* elements per lane and per warp's group */
-    float w0[E];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    /* the norm weights depend on no earlier kernel: loaded before the PDL wait, so that they are not
+     * one more memory round trip after the reduction */
+    float wv[RMS_PASSES][8];
 #pragma unroll
-    for (int j = 0; j < E; j++) w0[j] = GS * warp + E * lane + j < d ? norm_weight<T>(w, GS * warp + E * lane + j) : 0.f;
+    for (int p = 0; p < RMS_PASSES; p++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int64_t i = 2048 * p + 8 * threadIdx.x + j;
+            wv[p][j] = i < d ? norm_weight<T>(w, i) : 0.f;
+        }
     cu_pdl_wait(); /* launched with cu_launch (PDL) */
     cu_pdl_trigger();
     const float *xr = x + (int64_t)blockIdx.x * d;
     float *o = out + (int64_t)blockIdx.x * d;
-    const float scale = rms_scale(xr, d, eps);
-    if constexpr (A == CU_ACT_NONE) {
-        for (int64_t i = threadIdx.x; i < d; i += RMS_THREADS) o[i] = norm_out<T>(xr, w, i, scale);
-    } else if constexpr (A == CU_ACT_Q8_0) {
-        const cu_q8act a = q8_row(xq, blockIdx.x);
-        for (int g = warp; g < (int)(d / 32); g += nw) {
-            const int i = 32 * g + lane;
-            const float v = g == warp ? __fmul_rn(w0[0], __fmul_rn(xr[i], scale)) : norm_out<T>(xr, w, i, scale);
-            o[i] = v;
-            q8_0_quantize_warp(v, lane, a, g);
-        }
-    } else {
-        const cu_q8act a = q8_row(xq, blockIdx.x);
-        for (int b = warp; b < (int)(d / 256); b += nw) {
-            float v[8];
+    float xv[RMS_PASSES][8];
+    const float scale = rms_scale(xr, d, eps, xv);
+    const cu_q8act a = q8_row(xq, blockIdx.x);
+    const int passes = (int)((d + 2047) / 2048);
+    auto emit = [&](int p, const float (&v)[8]) { /* write (and quantize) the thread's elements of pass p */
+        const int64_t i0 = 2048 * (int64_t)p + 8 * threadIdx.x;
+        if (d % 8 == 0 && i0 < d) {
+            *(float4 *)(o + i0) = make_float4(v[0], v[1], v[2], v[3]);
+            *(float4 *)(o + i0 + 4) = make_float4(v[4], v[5], v[6], v[7]);
+        } else {
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const int i = 256 * b + 8 * lane + j;
-                v[j] = b == warp ? __fmul_rn(w0[j], __fmul_rn(xr[i], scale)) : norm_out<T>(xr, w, i, scale);
-                o[i] = v[j];
-            }
-            q8_K_quantize_warp(v, lane, a, b);
+            for (int j = 0; j < 8; j++)
+                if (i0 + j < d) o[i0 + j] = v[j];
         }
+        if constexpr (A == CU_ACT_Q8_K) { /* d is a multiple of 256: whole warps in or out */
+            if (2048 * (int64_t)p + 256 * warp < d) q8_K_quantize_warp(v, lane, a, 8 * p + warp);
+        } else if constexpr (A == CU_ACT_Q8_0) { /* d is a multiple of 32: whole quads in or out */
+            q8_0_quantize_quad(v, lane, a, (int)(i0 / 32), i0 < d);
+        }
+    };
+#pragma unroll
+    for (int p = 0; p < RMS_PASSES; p++) {
+        if (p >= passes) break;
+        float v[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = __fmul_rn(wv[p][j], __fmul_rn(xv[p][j], scale));
+        emit(p, v);
+    }
+    for (int p = RMS_PASSES; p < passes; p++) { /* rows longer than the registers hold */
+        const int64_t i0 = 2048 * (int64_t)p + 8 * threadIdx.x;
+        float v[8];
+        rms_load8(xr, d, p, v);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = i0 + j < d ? __fmul_rn(norm_weight<T>(w, i0 + j), __fmul_rn(v[j], scale)) : 0.f;
+        emit(p, v);
     }
 }
 

@@ -35,6 +35,28 @@ __device__ __forceinline__ void q8_0_quantize_warp(float v, int lane, const cu_q
     if (lane == 0) a.d32[g] = __half2float(__float2half_rn(d));
 }
 
+/* The same Q8_0 with 8 consecutive elements per lane: the 4 lanes of a quad hold 32-group g (lane % 4
+ * holding elements 8 (lane % 4) ..). Same operations, same bytes. All 32 lanes call it; only quads
+ * with `in` store. */
+__device__ __forceinline__ void q8_0_quantize_quad(const float (&v)[8], int lane, const cu_q8act &a, int g, bool in) {
+    float amax = 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[j]));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+    const float d = __fdiv_rn(amax, 127.f);
+    const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
+    uint32_t packed[2] = {0, 0};
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const int r = max(-128, min(127, (int)roundf(__fmul_rn(v[j], id))));
+        packed[j / 4] |= (uint32_t)(r & 0xFF) << (8 * (j % 4));
+    }
+    if (!in) return;
+    *(uint2 *)(a.q + g * 32 + (lane % 4) * 8) = make_uint2(packed[0], packed[1]);
+    if (lane % 4 == 0) a.d32[g] = __half2float(__float2half_rn(d));
+}
+
 /* Q8_K of 256-block b of row a, as q_q8_K; one warp, lane i holding elements 256 b + 8 i .. + 7.
  * The scale comes from the first element of largest magnitude (its sign included), found by a
  * (magnitude, -index) maximum. */
