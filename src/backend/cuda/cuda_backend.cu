@@ -613,7 +613,7 @@ extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_inde
     const char *no_pdl = getenv("TY_CUDA_NO_PDL");
     c->pdl = prop.major >= 9 && !(no_pdl && *no_pdl && strcmp(no_pdl, "0") != 0);
     const char *no_mma = getenv("TY_CUDA_NO_MMA");
-    c->mma = prop.major >= 8 && !(no_mma && *no_mma && strcmp(no_mma, "0") != 0);
+    c->mma = prop.major >= 8 && !(no_mma && *no_mma && strcmp(no_mma, "0") != 0) && cu_mma_compiled();
     cu_fill_ops(&c->ops, c->fuse);
     c->base.ops = &c->ops;
     c->device = device_index;

@@ -215,6 +215,8 @@ void cu_launch_rope_store(cuda_backend *c, float *q, float *k, const float *v, u
                           uint64_t row_bytes, uint32_t kv_type, int64_t n, int64_t n_head, int64_t n_head_kv,
                           int64_t head_dim, int64_t n_rot, int64_t pos0, const int32_t *pos_dev);
 bool cu_attention_prepare(cuda_backend *c);
+/* cuda_matvec_mma.cu: whether the tensor-core kernels were compiled for this device (sm_80+ code) */
+bool cu_mma_compiled();
 /* cuda_graph.cu: the step_begin / step_end ops, and dropping the recordings (their buffers change) */
 int cu_step_begin(ty_backend *be, int32_t token, int64_t pos);
 int cu_step_end(ty_backend *be);

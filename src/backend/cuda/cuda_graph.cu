@@ -86,6 +86,7 @@ int cu_step_end(ty_backend *be) {
         c->graphs_on = 0;
         c->failed = 0; /* a failure inside the recording is found again when the ops run */
         c->errmsg[0] = 0;
+        c->xq_src = NULL; /* xq holds nothing the recording promised */
         return 1;
     }
     CU_OK(c, cudaGraphLaunch(exec, c->stream)); /* the recording has not run yet: this is the step */

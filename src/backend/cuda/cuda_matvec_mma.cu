@@ -36,6 +36,8 @@ __device__ __forceinline__ void mma_k32(int (&c)[4], uint32_t a0, uint32_t a1, u
     asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                  : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+    __trap(); /* never reached: cu_mma_compiled() keeps these kernels off code built for < sm_80 */
 #endif
 }
 
@@ -44,6 +46,8 @@ __device__ __forceinline__ void mma_k16(int (&c)[4], uint32_t a0, uint32_t a1, u
     asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
                  : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
                  : "r"(a0), "r"(a1), "r"(b0));
+#else
+    __trap();
 #endif
 }
 
@@ -264,6 +268,17 @@ template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int 
     const dim3 grid((unsigned)blocks), block(MQ_WARPS * 32);
     if (n <= 8) cu_launch(c, k_matvec_mma<T, 1>, grid, block, J, nb, c->xq, n);
     else cu_launch(c, k_matvec_mma<T, 2>, grid, block, J, nb, c->xq, n);
+}
+
+/* Whether the code the device runs has the MMA instructions: PTX of an architecture below sm_80, JIT
+ * compiled for a newer card, would have them compiled out. */
+bool cu_mma_compiled() {
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, k_matvec_mma<TY_TYPE_Q4_K, 1>) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return fa.ptxVersion >= 80;
 }
 
 void cu_launch_matvec_mma(cuda_backend *c, const mv_jobs &J, int type, int blocks, int nb, int n) {

@@ -37,10 +37,11 @@ template <> __device__ __forceinline__ float norm_weight<TY_TYPE_BF16>(const uin
 #define RMS_THREADS 256
 #define RMS_PASSES 2
 
-/* The 8 elements of thread t in pass p (zeros past d; 2 float4 loads when d % 8 == 0). */
-__device__ __forceinline__ void rms_load8(const float *__restrict__ xr, int64_t d, int p, float (&v)[8]) {
+/* The 8 elements of thread t in pass p (zeros past d; 2 float4 loads when vec: d % 8 == 0 and the
+ * rows 16-byte aligned). */
+__device__ __forceinline__ void rms_load8(const float *__restrict__ xr, int64_t d, int p, bool vec, float (&v)[8]) {
     const int64_t i0 = 2048 * (int64_t)p + 8 * threadIdx.x;
-    if (d % 8 == 0) {
+    if (vec) {
         float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
         if (i0 < d) a = *(const float4 *)(xr + i0), b = *(const float4 *)(xr + i0 + 4);
         v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
@@ -55,19 +56,19 @@ __device__ __forceinline__ void rms_load8(const float *__restrict__ xr, int64_t 
  * butterfly, the 8 warps' sums in order. One barrier: every thread adds the 8 warp sums itself. All
  * rmsnorm kernels (fused or not) sum in this order, so all get the same scale. x holds the first
  * RMS_PASSES passes afterwards. */
-__device__ __forceinline__ float rms_scale(const float *__restrict__ xr, int64_t d, float eps,
+__device__ __forceinline__ float rms_scale(const float *__restrict__ xr, int64_t d, float eps, bool vec,
                                            float (&x)[RMS_PASSES][8]) {
     double ss = 0;
     const int passes = (int)((d + 2047) / 2048);
 #pragma unroll
     for (int p = 0; p < RMS_PASSES; p++) {
-        rms_load8(xr, p < passes ? d : 0, p, x[p]); /* a pass past the row: zeros, no load */
+        rms_load8(xr, p < passes ? d : 0, p, vec, x[p]); /* a pass past the row: zeros, no load */
 #pragma unroll
         for (int j = 0; j < 8; j++) ss += (double)x[p][j] * (double)x[p][j];
     }
     for (int p = RMS_PASSES; p < passes; p++) {
         float v[8];
-        rms_load8(xr, d, p, v);
+        rms_load8(xr, d, p, vec, v);
 #pragma unroll
         for (int j = 0; j < 8; j++) ss += (double)v[j] * (double)v[j];
     }
@@ -88,7 +89,7 @@ __device__ __forceinline__ float rms_scale(const float *__restrict__ xr, int64_t
 template <int T, int A>
 __global__ void __launch_bounds__(RMS_THREADS)
     k_rmsnorm(const float *__restrict__ x, const uint8_t *__restrict__ w, float eps, int64_t d, float *__restrict__ out,
-              cu_q8act xq) {
+              cu_q8act xq, bool vec) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     /* the norm weights depend on no earlier kernel: loaded before the PDL wait, so that they are not
      * one more memory round trip after the reduction */
@@ -105,12 +106,12 @@ __global__ void __launch_bounds__(RMS_THREADS)
     const float *xr = x + (int64_t)blockIdx.x * d;
     float *o = out + (int64_t)blockIdx.x * d;
     float xv[RMS_PASSES][8];
-    const float scale = rms_scale(xr, d, eps, xv);
+    const float scale = rms_scale(xr, d, eps, vec, xv);
     const cu_q8act a = q8_row(xq, blockIdx.x);
     const int passes = (int)((d + 2047) / 2048);
     auto emit = [&](int p, const float (&v)[8]) { /* write (and quantize) the thread's elements of pass p */
         const int64_t i0 = 2048 * (int64_t)p + 8 * threadIdx.x;
-        if (d % 8 == 0 && i0 < d) {
+        if (vec && i0 < d) {
             *(float4 *)(o + i0) = make_float4(v[0], v[1], v[2], v[3]);
             *(float4 *)(o + i0 + 4) = make_float4(v[4], v[5], v[6], v[7]);
         } else {
@@ -135,7 +136,7 @@ __global__ void __launch_bounds__(RMS_THREADS)
     for (int p = RMS_PASSES; p < passes; p++) { /* rows longer than the registers hold */
         const int64_t i0 = 2048 * (int64_t)p + 8 * threadIdx.x;
         float v[8];
-        rms_load8(xr, d, p, v);
+        rms_load8(xr, d, p, vec, v);
 #pragma unroll
         for (int j = 0; j < 8; j++) v[j] = i0 + j < d ? __fmul_rn(norm_weight<T>(w, i0 + j), __fmul_rn(v[j], scale)) : 0.f;
         emit(p, v);
@@ -147,10 +148,12 @@ static void launch_rmsnorm_t(cuda_backend *c, const float *x, const cu_weight *w
                              int act) {
     const dim3 grid((unsigned)n), block(RMS_THREADS);
     const uint8_t *wd = w->dev;
+    /* rows start at multiples of ne0 floats: 16-byte aligned when ne0 % 8 == 0 and x, out are */
+    const bool vec = w->ne0 % 8 == 0 && (((uintptr_t)x | (uintptr_t)out) & 15) == 0;
     switch (act) {
-    case CU_ACT_Q8_0: cu_launch(c, k_rmsnorm<T, CU_ACT_Q8_0>, grid, block, x, wd, eps, w->ne0, out, c->xq); break;
-    case CU_ACT_Q8_K: cu_launch(c, k_rmsnorm<T, CU_ACT_Q8_K>, grid, block, x, wd, eps, w->ne0, out, c->xq); break;
-    default: cu_launch(c, k_rmsnorm<T, CU_ACT_NONE>, grid, block, x, wd, eps, w->ne0, out, c->xq);
+    case CU_ACT_Q8_0: cu_launch(c, k_rmsnorm<T, CU_ACT_Q8_0>, grid, block, x, wd, eps, w->ne0, out, c->xq, vec); break;
+    case CU_ACT_Q8_K: cu_launch(c, k_rmsnorm<T, CU_ACT_Q8_K>, grid, block, x, wd, eps, w->ne0, out, c->xq, vec); break;
+    default: cu_launch(c, k_rmsnorm<T, CU_ACT_NONE>, grid, block, x, wd, eps, w->ne0, out, c->xq, vec);
     }
 }
 

@@ -39,9 +39,9 @@ __device__ __forceinline__ void q8_0_quantize_warp(float v, int lane, const cu_q
  * holding elements 8 (lane % 4) ..). Same operations, same bytes. All 32 lanes call it; only quads
  * with `in` store. */
 __device__ __forceinline__ void q8_0_quantize_quad(const float (&v)[8], int lane, const cu_q8act &a, int g, bool in) {
-    float amax = 0.f;
+    float amax = fabsf(v[0]); /* as the warp version: an all-NaN group keeps NaN */
 #pragma unroll
-    for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[j]));
+    for (int j = 1; j < 8; j++) amax = fmaxf(amax, fabsf(v[j]));
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
     const float d = __fdiv_rn(amax, 127.f);
