@@ -132,8 +132,10 @@ static int fill(ty_context *c, int64_t depth, int64_t n_vocab, uint64_t *rng, in
     return rc;
 }
 
+/* roofline_tps > 0: decode against the host's measured roofline (CPU); weight_bytes > 0 instead: the
+ * rate at which decode reads the weights (a device, whose memory the host cannot measure). */
 static void report(int json, const char *test, int64_t n_prompt, int64_t n_gen, int64_t depth,
-                   int threads, result r, double roofline_tps, int synthetic) {
+                   int threads, result r, double roofline_tps, double weight_bytes, int synthetic) {
     const char *fill_kind = depth == 0 ? "none" : synthetic ? "synthetic" : "real";
     if (json) {
         printf("{\"test\": \"%s\", \"n_prompt\": %lld, \"n_gen\": %lld, \"depth\": %lld, \"threads\": %d, "
@@ -142,11 +144,14 @@ static void report(int json, const char *test, int64_t n_prompt, int64_t n_gen, 
         if (roofline_tps > 0)
             printf(", \"roofline_tokens_per_second\": %.3f, \"roofline_fraction\": %.3f", roofline_tps,
                    r.median / roofline_tps);
+        else if (weight_bytes > 0)
+            printf(", \"weight_bytes_per_second\": %.4g", r.median * weight_bytes);
         printf(", \"depth_fill\": \"%s\"}\n", fill_kind);
     } else {
         printf("%-16s %8lld %8lld %8lld %8d %12.2f %10.2f %10.2f", test, (long long)n_prompt, (long long)n_gen,
                (long long)depth, threads, r.median, r.min, r.max);
         if (roofline_tps > 0) printf("   %5.1f%% of %.2f", 100 * r.median / roofline_tps, roofline_tps);
+        else if (weight_bytes > 0) printf("   weights read at %.2f TB/s", r.median * weight_bytes / 1e12);
         printf(synthetic && depth ? "   (synthetic depth)\n" : "\n");
     }
     fflush(stdout);
@@ -206,7 +211,12 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!ret && n_threads <= 0) n_threads = info.n_threads;
     double bw = 0, roofline = 0;
-    if (!ret && !o.no_bandwidth) {
+    /* the host's memory bandwidth bounds decode on the CPU only */
+    const bool on_cpu = strcmp(o.device ? o.device : "cpu", "cpu") == 0;
+    if (!ret && !o.no_bandwidth && !on_cpu && !json)
+        printf("model %s: %s, %.2f GiB; decode reads %.2f GB per token (on %s)\n", o.model ? o.model : cli_default_model(),
+               info.file_type, (double)info.file_bytes / (1 << 30), (double)info.bytes_per_token / 1e9, o.device);
+    if (!ret && !o.no_bandwidth && on_cpu) {
         bw = measure_bandwidth(n_threads);
         roofline = bw * 1e9 / (double)info.bytes_per_token;
         if (!json)
@@ -239,7 +249,7 @@ int cmd_bench(int argc, char **argv) {
         }
         char name[64];
         snprintf(name, sizeof name, "pp%lld", (long long)bench_p);
-        if (!ret) report(json, name, bench_p, 0, depth, n_threads, summarize(tps, reps), 0, o.synthetic_depth);
+        if (!ret) report(json, name, bench_p, 0, depth, n_threads, summarize(tps, reps), 0, 0, o.synthetic_depth);
     }
     if (!ret && bench_n > 0) {
         for (int r = 0; r < reps && !ret; r++) {
@@ -253,7 +263,9 @@ int cmd_bench(int argc, char **argv) {
         }
         char name[64];
         snprintf(name, sizeof name, "tg%lld", (long long)bench_n);
-        if (!ret) report(json, name, 0, bench_n, depth, n_threads, summarize(tps, reps), roofline, o.synthetic_depth);
+        if (!ret)
+            report(json, name, 0, bench_n, depth, n_threads, summarize(tps, reps), roofline,
+                   on_cpu || o.no_bandwidth ? 0 : (double)info.bytes_per_token, o.synthetic_depth);
     }
     free(tps);
     free(toks);
