@@ -5,7 +5,8 @@
  *
  * Rules that hold for every function here:
  *   - the return value is a status code: TY_OK (0) or one of TY_ERR_*; ty_status_string() names it;
- *   - after a failure on a handle, ty_model_errmsg()/ty_context_errmsg() return a one-line message;
+ *   - after a failure on a handle, ty_model_errmsg()/ty_context_errmsg() return a one-line message
+ *     (a model shared by threads keeps the message of its latest failure on any of them);
  *     open/new calls that fail before a handle exists return the message through `errmsg`
  *     (a malloc'd string the caller frees with ty_free; pass NULL to ignore it);
  *   - the library never prints, exits or aborts, and keeps no global mutable state;

@@ -4,6 +4,7 @@
  * Models: ../shared/fixtures/gguf/tiny-e2e-f16.gguf (real Mistral v3 vocabulary),
  * ../shared/fixtures/gguf/tiny-hd128-f32.gguf (vocab 512) and the built-in data/yard-target-27m-q8_0.gguf. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1147,8 +1148,56 @@ static int test_open(void) {
     return 0;
 }
 
+/* A model shared by threads: failing tokenizer calls on all of them at once. Each must return its own
+ * status, and the model's message must be one of the two whole messages afterwards (writes of the
+ * error record raced before it was written under a lock). */
+typedef struct tok_worker {
+    ty_model *m;
+    int kind; /* 0: a buffer too small; 1: invalid UTF-8 */
+    int wrong;
+} tok_worker;
+
+static void *tok_worker_run(void *arg) {
+    tok_worker *w = arg;
+    const char *text = w->kind ? "caf\xc3 au lait, a rather longer text than the other" : "hello world";
+    for (int i = 0; i < 3000; i++) {
+        ty_token ids[1];
+        int64_t n = 0;
+        int rc = ty_tokenize(w->m, text, strlen(text), 0, ids, w->kind ? 64 : 0, &n);
+        w->wrong += rc != (w->kind ? TY_ERR_UTF8 : TY_ERR_BUFFER_TOO_SMALL);
+    }
+    return NULL;
+}
+
+static int test_tokenize_threads(void) {
+    ty_model *m = open_model(E2E);
+    REQUIRE(m, "e2e");
+    char msg[2][256];
+    ty_token ids[64];
+    int64_t n = 0;
+    const char *bad = "caf\xc3 au lait, a rather longer text than the other";
+    CHECK(ty_tokenize(m, "hello world", 11, 0, ids, 0, &n) == TY_ERR_BUFFER_TOO_SMALL, "small buffer");
+    snprintf(msg[0], sizeof msg[0], "%s", ty_model_errmsg(m));
+    CHECK(ty_tokenize(m, bad, strlen(bad), 0, ids, 64, &n) == TY_ERR_UTF8, "invalid UTF-8");
+    snprintf(msg[1], sizeof msg[1], "%s", ty_model_errmsg(m));
+    CHECK(strcmp(msg[0], msg[1]) != 0 && msg[0][0] && msg[1][0], "two distinct messages");
+    pthread_t th[4];
+    tok_worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (tok_worker){m, i % 2, 0};
+        CHECK(pthread_create(&th[i], NULL, tok_worker_run, &w[i]) == 0, "thread %d", i);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) CHECK(w[i].wrong == 0, "thread %d: %d wrong statuses", i, w[i].wrong);
+    const char *last = ty_model_errmsg(m);
+    CHECK(strcmp(last, msg[0]) == 0 || strcmp(last, msg[1]) == 0, "torn error message: '%s'", last);
+    ty_model_close(m);
+    return 0;
+}
+
 int main(void) {
     if (test_open()) check_failed++;
+    if (test_tokenize_threads()) check_failed++;
     if (test_chat()) check_failed++;
     if (test_tokenize()) check_failed++;
     if (test_sampler()) check_failed++;

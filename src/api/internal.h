@@ -4,6 +4,8 @@
 
 #include "trainyard.h"
 
+#include <pthread.h>
+
 #include "backend/backend.h"
 #include "base/error.h"
 #include "gguf/gguf.h"
@@ -18,7 +20,10 @@ struct ty_model {
     char device[64];
     ty_backend_config be_cfg;
     char name[128];
+    /* The last failure. Calls that take a const model (tokenize, detokenize, chat_tokenize) may run
+     * on several threads at once: they write it through ty_model_record_error, under err_lock. */
     ty_err err;
+    pthread_mutex_t err_lock;
 };
 
 /* Benchmarks only: replaces the draft model's proposal for sequence position pos (the draft still
@@ -55,6 +60,9 @@ void ty_context_set_draft_oracle(ty_context *c, ty_draft_oracle fn, void *user);
 int ty_generate_speculative(ty_context *c, ty_sampler *s, const ty_token *prompt, int64_t n_prompt,
                             int64_t n_predict, ty_token_callback cb, void *user,
                             ty_generate_stats *stats);
+
+/* Records err as the model's last failure (under its lock) and returns err->code. */
+int ty_model_record_error(const ty_model *m, const ty_err *err);
 
 /* Weight bytes one decode step reads (ty_model_info.bytes_per_token). */
 uint64_t ty_model_bytes_per_token(const ty_model *m);

@@ -32,7 +32,8 @@ int ty_model_open(const char *path, const ty_model_params *params, ty_model **ou
     *out = NULL;
     ty_model_params p = params ? *params : ty_model_default_params();
     ty_model *m = calloc(1, sizeof *m);
-    if (!m) {
+    if (!m || pthread_mutex_init(&m->err_lock, NULL) != 0) {
+        free(m);
         ty_seterr(&err, TY_ERR_NOMEM, "out of memory");
         ty_export_error(&err, errmsg);
         return err.code;
@@ -70,7 +71,16 @@ void ty_model_close(ty_model *m) {
     ty_tokenizer_free(m->tok);
     ty_model_desc_free(&m->desc);
     gguf_close(m->file);
+    pthread_mutex_destroy(&m->err_lock);
     free(m);
+}
+
+int ty_model_record_error(const ty_model *m, const ty_err *err) {
+    ty_model *mm = (ty_model *)m; /* the error record is the only thing written */
+    pthread_mutex_lock(&mm->err_lock);
+    mm->err = *err;
+    pthread_mutex_unlock(&mm->err_lock);
+    return err->code;
 }
 
 const char *ty_model_errmsg(const ty_model *m) { return m ? m->err.msg : "no model"; }
@@ -140,15 +150,16 @@ int ty_tokenize(const ty_model *m, const char *text, size_t len, int flags, ty_t
     if (!m || (!text && len) || !n_ids || cap < 0 || (!ids && cap)) return TY_ERR_INVALID_ARG;
     int32_t *tmp = NULL;
     int64_t n = 0;
-    ty_model *mm = (ty_model *)m; /* the error record is the only thing written */
+    ty_err err = {0};
     int rc = ty_tokenizer_encode(m->tok, text ? text : "", len, flags & TY_TOKENIZE_ADD_BOS, false,
-                                 flags & TY_TOKENIZE_PARSE_SPECIAL, &tmp, &n, &mm->err);
-    if (rc) return rc;
+                                 flags & TY_TOKENIZE_PARSE_SPECIAL, &tmp, &n, &err);
+    if (rc) return ty_model_record_error(m, &err);
     *n_ids = n;
     if (n > cap) {
         free(tmp);
-        return ty_seterr(&mm->err, TY_ERR_BUFFER_TOO_SMALL, "%lld tokens do not fit in a buffer of %lld",
-                         (long long)n, (long long)cap);
+        ty_seterr(&err, TY_ERR_BUFFER_TOO_SMALL, "%lld tokens do not fit in a buffer of %lld", (long long)n,
+                  (long long)cap);
+        return ty_model_record_error(m, &err);
     }
     if (n) memcpy(ids, tmp, sizeof *ids * (size_t)n);
     free(tmp);
@@ -167,9 +178,12 @@ int ty_detokenize(const ty_model *m, const ty_token *ids, int64_t n, char *buf, 
                   size_t *n_bytes) {
     if (!m || !n_bytes || n < 0 || (!ids && n) || (!buf && cap)) return TY_ERR_INVALID_ARG;
     for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= m->desc.hp.n_vocab)
-            return ty_seterr(&((ty_model *)m)->err, TY_ERR_INVALID_ARG, "token id %d is out of range [0, %lld)",
-                             ids[i], (long long)m->desc.hp.n_vocab);
+        if (ids[i] < 0 || ids[i] >= m->desc.hp.n_vocab) {
+            ty_err err = {0};
+            ty_seterr(&err, TY_ERR_INVALID_ARG, "token id %d is out of range [0, %lld)", ids[i],
+                      (long long)m->desc.hp.n_vocab);
+            return ty_model_record_error(m, &err);
+        }
     *n_bytes = ty_tokenizer_decode(m->tok, ids, n, buf, cap);
     return *n_bytes + 1 > cap ? TY_ERR_BUFFER_TOO_SMALL : TY_OK;
 }

@@ -47,7 +47,8 @@ int ty_chat_tokenize(const ty_model *model, const ty_chat_message *msgs, int64_t
                      ty_token *ids, int64_t cap, int64_t *n_ids) {
     if (!model || (!msgs && n_msgs) || n_msgs < 0 || !n_ids || cap < 0 || (!ids && cap))
         return TY_ERR_INVALID_ARG;
-    ty_model *m = (ty_model *)model; /* only the error record is written */
+    const ty_model *m = model;
+    ty_err err = {0}; /* recorded in the model on failure (ty_model_record_error) */
     const ty_tokenizer *t = m->tok;
     int32_t inst = ty_tokenizer_find(t, "[INST]", 6), inst_end = ty_tokenizer_find(t, "[/INST]", 7);
     int as_ids = inst >= 0 && inst_end >= 0 && ty_tokenizer_type(t, inst) == TY_TOKEN_CONTROL &&
@@ -55,15 +56,17 @@ int ty_chat_tokenize(const ty_model *model, const ty_chat_message *msgs, int64_t
     const char *system = NULL;
     int64_t last_user = -1;
     for (int64_t i = 0; i < n_msgs; i++) {
-        if (!msgs[i].content || !msgs[i].role)
-            return ty_seterr(&m->err, TY_ERR_INVALID_ARG, "chat message %lld has no role or content",
-                             (long long)i);
+        if (!msgs[i].content || !msgs[i].role) {
+            ty_seterr(&err, TY_ERR_INVALID_ARG, "chat message %lld has no role or content", (long long)i);
+            return ty_model_record_error(m, &err);
+        }
         if (is_role(&msgs[i], "system")) system = msgs[i].content;
         else if (is_role(&msgs[i], "user")) last_user = i;
-        else if (!is_role(&msgs[i], "assistant"))
-            return ty_seterr(&m->err, TY_ERR_INVALID_ARG,
-                             "chat message %lld has role '%s' (expected system, user or assistant)",
-                             (long long)i, msgs[i].role);
+        else if (!is_role(&msgs[i], "assistant")) {
+            ty_seterr(&err, TY_ERR_INVALID_ARG, "chat message %lld has role '%s' (expected system, user or assistant)",
+                      (long long)i, msgs[i].role);
+            return ty_model_record_error(m, &err);
+        }
     }
     tok_buf b = {0};
     int32_t bos = ty_tokenizer_bos(t), eos = ty_tokenizer_eos(t);
@@ -83,7 +86,7 @@ int ty_chat_tokenize(const ty_model *model, const ty_chat_message *msgs, int64_t
             }
             if (as_ids) {
                 rc = push(&b, &inst, 1);
-                if (!rc) rc = push_text(&b, t, text, strlen(text), &m->err);
+                if (!rc) rc = push_text(&b, t, text, strlen(text), &err);
                 if (!rc) rc = push(&b, &inst_end, 1);
             } else {
                 size_t lt = strlen(text);
@@ -93,25 +96,26 @@ int ty_chat_tokenize(const ty_model *model, const ty_chat_message *msgs, int64_t
                     memcpy(wrapped, "[INST] ", 7);
                     memcpy(wrapped + 7, text, lt);
                     memcpy(wrapped + 7 + lt, " [/INST]", 9);
-                    rc = push_text(&b, t, wrapped, lt + 15, &m->err);
+                    rc = push_text(&b, t, wrapped, lt + 15, &err);
                     free(wrapped);
                 }
             }
             free(joined);
         } else if (is_role(&msgs[i], "assistant")) {
-            rc = push_text(&b, t, text, strlen(text), &m->err);
+            rc = push_text(&b, t, text, strlen(text), &err);
             if (!rc) rc = push(&b, &eos, 1);
         }
     }
-    if (rc == TY_ERR_NOMEM) ty_seterr(&m->err, rc, "out of memory building the chat prompt");
+    if (rc == TY_ERR_NOMEM) ty_seterr(&err, rc, "out of memory building the chat prompt");
     if (!rc) {
         *n_ids = b.n;
         if (b.n > cap)
-            rc = ty_seterr(&m->err, TY_ERR_BUFFER_TOO_SMALL, "%lld tokens do not fit in a buffer of %lld",
+            rc = ty_seterr(&err, TY_ERR_BUFFER_TOO_SMALL, "%lld tokens do not fit in a buffer of %lld",
                            (long long)b.n, (long long)cap);
         else
             memcpy(ids, b.ids, sizeof *ids * (size_t)b.n);
     }
     free(b.ids);
-    return rc;
+    if (rc && err.code == 0) ty_seterr(&err, rc, "building the chat prompt failed: %s", ty_status_string(rc));
+    return rc ? ty_model_record_error(m, &err) : TY_OK;
 }
