@@ -98,6 +98,12 @@ template <int T> struct mq_kquant {
                 dk[G][o] = at.dk[b];
             }
         }
+        float d[2], dmin[2]; /* the rows' block scales */
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const __half2 dm = *(const __half2 *)&hd[r].x;
+            d[r] = __low2float(dm), dmin[r] = __high2float(dm);
+        }
         float term[NG][4][4]; /* [G][c][j] */
 #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -130,8 +136,7 @@ template <int T> struct mq_kquant {
                     const int4 s = s16[G][c & 1][j];
                     const int sumi = sc[r][0] * cl[c] + sc[r][1] * ch[c];
                     const int summ = mn[r][0] * (s.x + s.y) + mn[r][1] * (s.z + s.w);
-                    const __half2 dm = *(const __half2 *)&hd[r].x;
-                    term[G][c][j] = kq_term(dk[G][c & 1], __low2float(dm), __high2float(dm), sumi, summ);
+                    term[G][c][j] = kq_term(dk[G][c & 1], d[r], dmin[r], sumi, summ);
                 }
             }
         }
@@ -264,6 +269,8 @@ __global__ void __launch_bounds__(MQ_WARPS * 32, MQ_MIN_BLOCKS) k_matvec_mma(con
     }
 }
 
+static_assert(CU_MV_MAX_TOKENS <= 16, "the kernels take one or two groups of 8 tokens");
+
 template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
     const dim3 grid((unsigned)blocks), block(MQ_WARPS * 32);
     if (n <= 8) cu_launch(c, k_matvec_mma<T, 1>, grid, block, J, nb, c->xq, n);
@@ -282,7 +289,7 @@ bool cu_mma_compiled() {
 }
 
 void cu_launch_matvec_mma(cuda_backend *c, const mv_jobs &J, int type, int blocks, int nb, int n) {
-    if (n < 2 || n > CU_MV_MAX_TOKENS || n > 16) {
+    if (n < 2 || n > CU_MV_MAX_TOKENS) {
         cu_fail(c, "matmul: the tensor-core matvec takes 2..16 tokens, not %d", n);
         return;
     }
