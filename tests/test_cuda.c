@@ -11,7 +11,8 @@
  *                  8-bit path for 1..16 tokens, each token of a batch bit-identical to it alone
  *      rmsnorm     F32/F16/BF16 weights, rel 1e-6;  rope: within 2 float ulps of the CPU's
  *      kv_store    F32/F16/Q8_0 caches bit-identical to the CPU's; attention (causal, GQA, several
- *                  tiles, prefill and decode) max error <= 1e-5 of the largest output
+ *                  tiles, prefill and decode) max error <= 1e-5 of the largest output; on the fast
+ *                  path, prompts over an F16 cache with head_dim 128 run on fp16 tensor cores: <= 3e-3
  *      swiglu, add, copy; errors: an unknown weight poisons the backend, download returns NaN
  *      matmul_add  every weight type and shape above: bit-identical to matmul, then add
  *    fused ops against a backend with them off (TY_CUDA_NO_FUSE=1), bit for bit (fast path):
@@ -46,6 +47,7 @@
 #include "trainyard.h"
 
 static int quick;
+static int attn_fast; /* test_attention's GPU backend is off the exact path */
 static unsigned long long rng = 0x1234567ull;
 
 static double now_s(void) {
@@ -654,12 +656,21 @@ static void test_rope(ty_backend *cpu, ty_backend *gpu) {
 /* kv_store into both caches over several calls (prefill, then decode steps, then a batch), each
  * followed by attention; caches and outputs compared with the CPU. */
 static void test_attention(ty_backend *cpu, ty_backend *gpu) {
-    const struct { int64_t hd, n_head, n_head_kv; } cfgs[] = {{128, 4, 1}, {64, 8, 8}, {32, 6, 2}, {96, 4, 2}};
+    /* head_dim 128 with an F16 cache takes the tensor cores for prompts (G = 4, 8 and 1 query heads
+     * per KV head: 16, 8 and 64 tokens per block) */
+    const struct { int64_t hd, n_head, n_head_kv; } cfgs[] = {{128, 4, 1},  {64, 8, 8},   {32, 6, 2},
+                                                              {96, 4, 2},   {128, 16, 2}, {128, 8, 8}};
     const uint32_t kv_types[] = {TY_TYPE_F32, TY_TYPE_F16, TY_TYPE_Q8_0};
-    /* (pos0, n) steps: a 70-token prefill (two key tiles), 3 decode steps, a 5-token batch, one more */
-    const int64_t steps[][2] = {{0, 70}, {70, 1}, {71, 1}, {72, 1}, {73, 5}, {78, 1}};
-    const int64_t n_ctx = 96, total = 79;
-    const int n_cfg = quick ? 1 : 4;
+    /* (pos0, n) steps: a 70-token prefill (two key tiles), 3 decode steps, a 5-token batch, one more,
+     * then a 17-token prompt chunk that starts mid-tile (a prompt kernel at pos0 > 0) */
+    const int64_t steps[][2] = {{0, 70}, {70, 1}, {71, 1}, {72, 1}, {73, 5}, {78, 1}, {79, 17}};
+    const int64_t n_ctx = 96, total = 96;
+    const int n_cfg = quick ? 1 : (int)(sizeof cfgs / sizeof cfgs[0]);
+    /* The tensor-core path rounds q and the probabilities to fp16 (unit roundoff 2^-11): each score
+     * moves by up to 2^-11 sum|q k| scale (~5e-3 here, ~5e-4 typically) and the output by about that
+     * much of the largest value; the fp32 paths stay within float rounding. */
+    const double tol_fp32 = 1e-5, tol_mma = 3e-3;
+    int mma_used = 0;
     for (int ci = 0; ci < n_cfg; ci++)
         for (int ki = 0; ki < 3; ki++) {
             const int64_t hd = cfgs[ci].hd, H = cfgs[ci].n_head, HKV = cfgs[ci].n_head_kv;
@@ -691,14 +702,16 @@ static void test_attention(ty_backend *cpu, ty_backend *gpu) {
                 float *qd = gpu_rows(gpu, &Q, total), *kd = gpu_rows(gpu, &Kt, total), *vd = gpu_rows(gpu, &Vt, total);
                 float *od = gpu_buf(gpu, (size_t)(70 * QW));
                 float *oref = malloc(sizeof(float) * (size_t)(70 * QW));
-                double worst = 0;
+                double worst = 0, worst_mma = 0; /* error / tolerance */
                 for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
                     const int64_t p0 = steps[s][0], n = steps[s][1];
                     gpu->ops->kv_store(gpu, kg, kvt, KW, p0, n, kd + p0 * KW);
                     gpu->ops->kv_store(gpu, vg, kvt, KW, p0, n, vd + p0 * KW);
                     cpu->ops->kv_store(cpu, kc, kvt, KW, p0, n, kh + p0 * KW);
                     cpu->ops->kv_store(cpu, vc, kvt, KW, p0, n, vh + p0 * KW);
+                    const int64_t before = gpu->ops->counter(gpu, "attn_mma");
                     gpu->ops->attention(gpu, qd + p0 * QW, kg, vg, kvt, n, p0, &hp, od);
+                    const int mma = gpu->ops->counter(gpu, "attn_mma") > before;
                     cpu->ops->attention(cpu, qh + p0 * QW, kc, vc, kvt, n, p0, &hp, oref);
                     float *got = download(gpu, od, (size_t)(n * QW));
                     double mx = 0, e = 0;
@@ -707,11 +720,20 @@ static void test_attention(ty_backend *cpu, ty_backend *gpu) {
                         double d = fabs((double)got[i] - oref[i]);
                         if (!(d <= e)) e = d;
                     }
-                    if (!(e / (mx + 1e-30) <= worst)) worst = e / (mx + 1e-30);
+                    const double r = e / (mx + 1e-30) / (mma ? tol_mma : tol_fp32);
+                    double *w = mma ? &worst_mma : &worst;
+                    if (!(r <= *w)) *w = r;
+                    mma_used |= mma;
                     free(got);
                 }
-                CHECK(worst <= 1e-5, "attention hd=%lld heads=%lld/%lld cache %s: worst error %.3g of the largest output",
-                      (long long)hd, (long long)H, (long long)HKV, ty_type_name(kvt), worst);
+                CHECK(worst <= 1 && worst_mma <= 1,
+                      "attention hd=%lld heads=%lld/%lld cache %s: worst error %.3g of the largest output (fp32 "
+                      "paths), %.3g (tensor cores)",
+                      (long long)hd, (long long)H, (long long)HKV, ty_type_name(kvt), worst * tol_fp32,
+                      worst_mma * tol_mma);
+                if (getenv("TY_TEST_VERBOSE"))
+                    printf("  attention hd=%lld heads=%lld/%lld %s: worst %.3g (fp32), %.3g (tensor cores)\n", (long long)hd,
+                           (long long)H, (long long)HKV, ty_type_name(kvt), worst * tol_fp32, worst_mma * tol_mma);
                 /* the caches themselves */
                 const size_t nb = (size_t)(total * rb);
                 if (nb % 4 == 0) {
@@ -748,6 +770,11 @@ static void test_attention(ty_backend *cpu, ty_backend *gpu) {
             free_weight(&Kt);
             free_weight(&Vt);
         }
+    const char *no_mma = getenv("TY_CUDA_NO_MMA");
+    if (attn_fast && !(no_mma && *no_mma && strcmp(no_mma, "0") != 0))
+        CHECK(mma_used, "attention (fast path): the tensor-core prompt kernel never ran");
+    else
+        CHECK(!mma_used, "attention (exact path or TY_CUDA_NO_MMA): the tensor-core prompt kernel ran");
 }
 
 static void test_elementwise(ty_backend *cpu, ty_backend *gpu) {
@@ -906,6 +933,7 @@ static ty_context *new_ctx(ty_model *m, int64_t n_batch, int kv) {
 }
 
 static int64_t last_graph_replays; /* the backend counter "graph_replays" of eval_all's last context */
+static int64_t last_attn_mma;      /* and "attn_mma" */
 
 /* All-position logits, [n][n_vocab], in batches of n_batch (1: one token per eval). */
 static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch, int kv) {
@@ -929,6 +957,7 @@ static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch,
         done += k;
     }
     last_graph_replays = c->be->ops->counter ? c->be->ops->counter(c->be, "graph_replays") : -1;
+    last_attn_mma = c->be->ops->counter ? c->be->ops->counter(c->be, "attn_mma") : -1;
     ty_context_free(c);
     return out;
 }
@@ -1018,6 +1047,28 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
                        const char *label) {
     check_fast_batch(cpu_fast, gpu_fast, ids, n, ref, label, 1);
     check_fast_batch(cpu_fast, gpu_fast, ids, n, ref, label, 512);
+    /* prompts over an F16 cache (the default): with head_dim 128 and 17+ tokens, attention runs on fp16
+     * tensor cores (q and the probabilities rounded to fp16). Against the same prompt with them off
+     * (TY_CUDA_NO_MMA=1: the fp32 tiles; prompts of 17+ tokens use no other tensor-core kernel), same
+     * cache: within 2e-3 (the op test's 3e-3 of the largest attention output, through fp16 matmuls,
+     * which do not amplify it the way 8-bit activations' rounding steps would) */
+    {
+        const size_t NV = (size_t)n * (size_t)ty_n_vocab(gpu_fast);
+        float *tc = eval_all(gpu_fast, ids, n, 512, TY_KV_F16);
+        const int64_t mma = last_attn_mma;
+        const char *no_mma = getenv("TY_CUDA_NO_MMA");
+        const int mma_off = no_mma && *no_mma && strcmp(no_mma, "0") != 0;
+        setenv("TY_CUDA_NO_MMA", "1", 1);
+        float *fp = eval_all(gpu_fast, ids, n, 512, TY_KV_F16);
+        if (!mma_off) unsetenv("TY_CUDA_NO_MMA");
+        CHECK(last_attn_mma == 0, "%s: TY_CUDA_NO_MMA=1 still ran the tensor-core attention", label);
+        check_rel("fast prompt F16 KV, tensor-core vs fp32 attention", label, tc, fp, NV, 2e-3);
+        if (getenv("TY_TEST_VERBOSE")) printf("  %-40s tensor-core attention calls: %lld\n", label, (long long)mma);
+        if (gpu_fast->desc.hp.head_dim == 128 && n > 16 && !mma_off)
+            CHECK(mma > 0, "%s: a %d-token prompt over an F16 cache did not reach the tensor-core attention", label, n);
+        free(tc);
+        free(fp);
+    }
     /* batches of up to 16 tokens (a speculative step's verification) run the decode kernels per token:
      * the logits must equal one-token decoding bit for bit, or greedy speculation could drift */
     const size_t N = (size_t)n * (size_t)ty_n_vocab(gpu_fast);
@@ -1030,10 +1081,10 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
     float *u1 = eval_unfused(gpu_fast, ids, n, 1, TY_KV_F32);
     CHECK(same_logits(d1, u1, N), "%s fast decode (F32 KV): fused ops differ from the unfused ones", label);
     /* decode steps replayed from recordings (CUDA graphs) against every kernel launched: bit for bit
-     * over 150 positions, where the attention needs 1, 2 and then 3 splits of keys (recordings for
-     * 1, 2 and 4), each position then being replayed */
+     * over 300 positions, where the attention needs 1, 2 and then 3 splits of 128 keys (recordings
+     * for 1, 2 and 4), each position then being replayed */
     {
-        enum { L = 150 };
+        enum { L = 300 };
         ty_token lids[L];
         for (int i = 0; i < L; i++) lids[i] = ids[i % n];
         const size_t NL = (size_t)L * (size_t)ty_n_vocab(gpu_fast);
@@ -1239,11 +1290,15 @@ int main(void) {
     REQUIRE(cpu->ops->reserve(cpu, &hp, 130, 512, &err) == TY_OK, "cpu reserve: %s", err.msg);
 
     /* a fresh GPU backend per group: a failure (which a backend keeps) cannot spread to the next */
-    static const struct { const char *name; void (*fn)(ty_backend *, ty_backend *); } groups[] = {
-        {"matmul / get_rows", test_matmul}, {"rmsnorm", test_rmsnorm},           {"rope", test_rope},
-        {"copy / add / swiglu", test_elementwise}, {"kv_store / attention", test_attention}};
+    /* fast: a backend off the exact path (the tensor-core prompt attention lives there) */
+    static const struct { const char *name; void (*fn)(ty_backend *, ty_backend *); int fast; } groups[] = {
+        {"matmul / get_rows", test_matmul, 0},       {"rmsnorm", test_rmsnorm, 0},
+        {"rope", test_rope, 0},                      {"copy / add / swiglu", test_elementwise, 0},
+        {"kv_store / attention", test_attention, 0}, {"kv_store / attention, fast path", test_attention, 1}};
     double t0 = now_s();
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        cfg.exact_math = !groups[i].fast;
+        attn_fast = groups[i].fast;
         if (!gpu && ty_backend_new("cuda", &cfg, &gpu, &err) != TY_OK) {
             CHECK(0, "cuda backend for the %s tests: %s", groups[i].name, err.msg);
             continue;
@@ -1254,6 +1309,7 @@ int main(void) {
         gpu->ops->destroy(gpu);
         gpu = NULL;
     }
+    cfg.exact_math = 1;
     test_errors();
     test_matvec_fast();
     test_fused();

@@ -238,6 +238,14 @@ int cmd_bench(int argc, char **argv) {
         random_tokens(toks, 1, info.n_vocab, &rng);
         if (fill(c, 0, info.n_vocab, &rng, 0) || ty_context_eval(c, toks, 1, TY_LOGITS_LAST))
             ret = cli_fail("bench", ty_context_errmsg(c));
+        /* a GPU loads each kernel on its first launch (the first pp512 on an H100 took 4x the
+         * others): a short prompt first runs the prompt kernels once */
+        const int64_t warm_p = bench_p < 64 ? bench_p : 64;
+        if (!ret && !on_cpu && warm_p > 1) {
+            random_tokens(toks, warm_p, info.n_vocab, &rng);
+            if (fill(c, 0, info.n_vocab, &rng, 0) || ty_context_eval(c, toks, warm_p, TY_LOGITS_LAST))
+                ret = cli_fail("bench", ty_context_errmsg(c));
+        }
     }
     if (!ret && bench_p > 0) {
         for (int r = 0; r < reps && !ret; r++) {

@@ -232,113 +232,200 @@ __global__ void __launch_bounds__(FA_THREADS)
 static const size_t FA_SMEM = sizeof(float) * (FA_BQ * FA_HD + FA_HD * (FA_BK + 1) + FA_BK * FA_HD + FA_BQ * FA_BK);
 
 /* ---- decode: split-KV flash-decoding -------------------------------------------------------------- *
- * One token, head_dim 128, F16/F32 cache. Block (KV head, split): its G = n_head / n_head_kv warps are
- * the query heads that share the KV head, so each K/V row is read from memory once for all of them;
- * lane l owns dims 4l..4l+3. The keys are cut into splits of SPLIT_KEYS so that long contexts fill
- * the GPU (a 16k context: 256 splits x 8 KV heads = 2048 blocks, where one block per query head left
- * most SMs idle). Each split writes its running max m, sum l and unnormalised output; k_attn_combine
- * rescales them to the global max and divides (the same algebra as the online softmax). */
+ * One token (or each token of a batch of up to CU_MV_MAX_TOKENS), head_dim 128, F16/F32 cache. Block
+ * (KV head, split, token): SPLIT_KEYS keys of one KV head for all G = n_head / n_head_kv query heads
+ * that read it, so each K/V row is loaded once. Its 4 warps take the split's keys 8 at a time in turn;
+ * in a warp, half-warp hw takes keys 2u + hw and lane l of it dims 8l..8l+7 (16-byte loads of F16),
+ * so one load instruction covers two keys. Scores are summed over the half-warp's 16 lanes; each lane
+ * keeps an online softmax (max m, sum l, 8 output dims) per head for its half's keys. The halves,
+ * then the warps (in a fixed order) are merged, and the block writes its split's max, sum and
+ * unnormalised output per head; k_attn_combine rescales the splits to the global max and divides
+ * (the algebra of the online softmax). A 16k context: 128 splits x 8 KV heads = 1024 blocks.
+ * Every token's arithmetic is the same whatever the batch and split count around it, so a batch
+ * gives each token the bits of decoding it alone. */
 #define SPLIT_KEYS CU_ATTN_SPLIT_KEYS
 #define PART_STRIDE (FA_HD + 4) /* floats per (head, split): output, max, sum, padding to 16 bytes */
+#define DEC_WARPS 4
+#define DEC_PAIRS 4 /* key pairs per warp step: 8 keys */
+static_assert(32 * DEC_WARPS == FA_HD, "the split kernel's last step gives each thread one output dimension");
 
 template <int KT>
-__device__ __forceinline__ void load4(const uint8_t *row, int64_t e, float (&v)[4]) {
+__device__ __forceinline__ void load8(const uint8_t *row, int64_t e, float (&v)[8]) {
     if (KT == TY_TYPE_F16) {
-        const uint2 r = *(const uint2 *)(row + 2 * e);
-        const float2 a = __half22float2(*(const __half2 *)&r.x), b = __half22float2(*(const __half2 *)&r.y);
-        v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+        const uint4 r = *(const uint4 *)(row + 2 * e);
+        const __half2 *h = (const __half2 *)&r;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float2 f = __half22float2(h[i]);
+            v[2 * i] = f.x, v[2 * i + 1] = f.y;
+        }
     } else {
-        const float4 r = *(const float4 *)(row + 4 * e);
-        v[0] = r.x, v[1] = r.y, v[2] = r.z, v[3] = r.w;
+        const float4 a = *(const float4 *)(row + 4 * e), b = *(const float4 *)(row + 4 * e + 16);
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
     }
 }
 
-template <int KT>
-__global__ void k_attn_split(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
-                             uint64_t row_bytes, int64_t pos0, const int32_t *pos_dev, int n_head, int n_head_kv,
-                             float scale, float *__restrict__ part) {
+/* Weight of a partial result of max m under the common max M (0 for one that saw no key). */
+__device__ __forceinline__ float part_weight(float m, float M) { return m == -INFINITY ? 0.f : expf(m - M); }
+
+/* GM: the most query heads per KV head the instance serves (G <= GM). */
+template <int KT, int GM>
+__global__ void __launch_bounds__(32 * DEC_WARPS)
+    k_attn_split(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
+                 uint64_t row_bytes, int64_t pos0, const int32_t *pos_dev, int n_head, int n_head_kv, float scale,
+                 float *__restrict__ part) {
+    __shared__ float wm[DEC_WARPS][GM], wl[DEC_WARPS][GM];
+    __shared__ __align__(16) float wacc[DEC_WARPS][GM][FA_HD];
     cu_pdl_wait(); /* launched with cu_launch (PDL) */
     cu_pdl_trigger();
     if (pos_dev) pos0 = *pos_dev; /* a recorded step: the position is data, and gridDim.y a bound */
     const int kvh = blockIdx.x, split = blockIdx.y, n_splits = gridDim.y, t = blockIdx.z;
-    const int G = n_head / n_head_kv, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int h = kvh * G + warp;
+    const int G = n_head / n_head_kv, warp = threadIdx.x / 32, lane = threadIdx.x % 32, hw = lane / 16, sub = lane % 16;
     const int64_t n_keys = pos0 + t + 1; /* query t sees keys 0..pos0+t, exactly as a decode step there */
-    q += (int64_t)t * n_head * FA_HD;
-    part += (int64_t)t * n_head * n_splits * PART_STRIDE;
-    const int64_t e0 = (int64_t)kvh * FA_HD + 4 * lane; /* this lane's first element in a cache row */
-    float qv[4];
-    const float4 q4 = *(const float4 *)(q + (int64_t)h * FA_HD + 4 * lane);
-    qv[0] = q4.x * scale, qv[1] = q4.y * scale, qv[2] = q4.z * scale, qv[3] = q4.w * scale;
-    float m = -INFINITY, l = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
     const int64_t kb = (int64_t)split * SPLIT_KEYS, ke = min(kb + SPLIT_KEYS, n_keys);
     if (pos_dev && kb >= n_keys) return; /* past the recorded step's keys: the combine does not read it */
-    /* 8 keys per step, all their loads issued first (one key at a time waited for each row) */
-    for (int64_t p0 = kb; p0 < ke; p0 += 8) {
-        float k[8][4], v[8][4], sc[8];
+    q += (int64_t)t * n_head * FA_HD;
+    part += (int64_t)t * n_head * n_splits * PART_STRIDE;
+    const int64_t e0 = (int64_t)kvh * FA_HD + 8 * sub; /* this lane's first element in a cache row */
+    float qv[GM][8], m[GM], l[GM], acc[GM][8];
 #pragma unroll
-        for (int u = 0; u < 8; u++) {
-            const int64_t p = min(p0 + u, ke - 1); /* past the end: a valid row, masked below */
-            load4<KT>(kc + (uint64_t)p * row_bytes, e0, k[u]);
-            load4<KT>(vc + (uint64_t)p * row_bytes, e0, v[u]);
-        }
+    for (int h = 0; h < GM; h++) {
+        const float *qr = q + (int64_t)(kvh * G + min(h, G - 1)) * FA_HD + 8 * sub;
+        const float4 a = *(const float4 *)qr, b = *(const float4 *)(qr + 4);
+        qv[h][0] = a.x * scale, qv[h][1] = a.y * scale, qv[h][2] = a.z * scale, qv[h][3] = a.w * scale;
+        qv[h][4] = b.x * scale, qv[h][5] = b.y * scale, qv[h][6] = b.z * scale, qv[h][7] = b.w * scale;
+        m[h] = -INFINITY, l[h] = 0.f;
 #pragma unroll
-        for (int u = 0; u < 8; u++) sc[u] = qv[0] * k[u][0] + qv[1] * k[u][1] + qv[2] * k[u][2] + qv[3] * k[u][3];
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1)
-#pragma unroll
-            for (int u = 0; u < 8; u++) sc[u] += __shfl_xor_sync(0xffffffffu, sc[u], off);
-        float mn = m;
-#pragma unroll
-        for (int u = 0; u < 8; u++)
-            if (p0 + u < ke) mn = fmaxf(mn, sc[u]);
-        const float corr = expf(m - mn); /* m = -inf on the first step: 0 */
-        l *= corr;
-#pragma unroll
-        for (int i = 0; i < 4; i++) acc[i] *= corr;
-#pragma unroll
-        for (int u = 0; u < 8; u++) {
-            const float pe = p0 + u < ke ? expf(sc[u] - mn) : 0.f;
-            l += pe;
-#pragma unroll
-            for (int i = 0; i < 4; i++) acc[i] = fmaf(pe, v[u][i], acc[i]);
-        }
-        m = mn;
+        for (int i = 0; i < 8; i++) acc[h][i] = 0.f;
     }
-    float *o = part + ((int64_t)h * n_splits + split) * PART_STRIDE;
-    *(float4 *)(o + 4 * lane) = make_float4(acc[0], acc[1], acc[2], acc[3]);
-    if (lane == 0) o[FA_HD] = m, o[FA_HD + 1] = l;
+    for (int64_t p0 = kb + 2 * DEC_PAIRS * warp; p0 < ke; p0 += 2 * DEC_PAIRS * DEC_WARPS) {
+        float k[DEC_PAIRS][8], v[DEC_PAIRS][8];
+#pragma unroll
+        for (int u = 0; u < DEC_PAIRS; u++) { /* all loads first; past the end: a valid row, masked below */
+            const int64_t p = min(p0 + 2 * u + hw, ke - 1);
+            load8<KT>(kc + (uint64_t)p * row_bytes, e0, k[u]);
+            load8<KT>(vc + (uint64_t)p * row_bytes, e0, v[u]);
+        }
+        float sc[GM][DEC_PAIRS];
+#pragma unroll
+        for (int h = 0; h < GM; h++)
+#pragma unroll
+            for (int u = 0; u < DEC_PAIRS; u++) {
+                float d = 0.f;
+#pragma unroll
+                for (int i = 0; i < 8; i++) d = fmaf(qv[h][i], k[u][i], d);
+                sc[h][u] = d;
+            }
+#pragma unroll
+        for (int off = 8; off > 0; off >>= 1) /* within the half-warp */
+#pragma unroll
+            for (int h = 0; h < GM; h++)
+#pragma unroll
+                for (int u = 0; u < DEC_PAIRS; u++) sc[h][u] += __shfl_xor_sync(0xffffffffu, sc[h][u], off);
+#pragma unroll
+        for (int h = 0; h < GM; h++) {
+            float mn = m[h];
+#pragma unroll
+            for (int u = 0; u < DEC_PAIRS; u++)
+                if (p0 + 2 * u + hw < ke) mn = fmaxf(mn, sc[h][u]);
+            if (mn == -INFINITY) continue; /* this half has seen no key yet */
+            const float corr = expf(m[h] - mn); /* 0 while m = -inf */
+            l[h] *= corr;
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[h][i] *= corr;
+#pragma unroll
+            for (int u = 0; u < DEC_PAIRS; u++) {
+                const float pe = p0 + 2 * u + hw < ke ? expf(sc[h][u] - mn) : 0.f;
+                l[h] += pe;
+#pragma unroll
+                for (int i = 0; i < 8; i++) acc[h][i] = fmaf(pe, v[u][i], acc[h][i]);
+            }
+            m[h] = mn;
+        }
+    }
+    /* merge the halves (half 0's terms first, in both halves), then the warps in order */
+#pragma unroll
+    for (int h = 0; h < GM; h++) {
+        const float mo = __shfl_xor_sync(0xffffffffu, m[h], 16), lo = __shfl_xor_sync(0xffffffffu, l[h], 16);
+        const float M = fmaxf(m[h], mo), ws = part_weight(m[h], M), wo = part_weight(mo, M);
+        const float w0 = hw ? wo : ws, w1 = hw ? ws : wo;
+        const float l0 = hw ? lo : l[h], l1 = hw ? l[h] : lo;
+        l[h] = fmaf(l1, w1, l0 * w0);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const float ao = __shfl_xor_sync(0xffffffffu, acc[h][i], 16);
+            const float a0 = hw ? ao : acc[h][i], a1 = hw ? acc[h][i] : ao;
+            acc[h][i] = fmaf(a1, w1, a0 * w0);
+        }
+        m[h] = M;
+        if (hw == 0 && h < G) {
+            *(float4 *)&wacc[warp][h][8 * sub] = make_float4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]);
+            *(float4 *)&wacc[warp][h][8 * sub + 4] = make_float4(acc[h][4], acc[h][5], acc[h][6], acc[h][7]);
+            if (sub == 0) wm[warp][h] = M, wl[warp][h] = l[h];
+        }
+    }
+    __syncthreads();
+    const int d = threadIdx.x; /* one output dimension per thread: 32 * DEC_WARPS == FA_HD */
+    for (int h = 0; h < G; h++) {
+        float M = wm[0][h];
+#pragma unroll
+        for (int w = 1; w < DEC_WARPS; w++) M = fmaxf(M, wm[w][h]);
+        float L = 0.f, o = 0.f;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++) {
+            const float pw = part_weight(wm[w][h], M);
+            L = fmaf(wl[w][h], pw, L);
+            o = fmaf(wacc[w][h][d], pw, o);
+        }
+        float *out = part + ((int64_t)(kvh * G + h) * n_splits + split) * PART_STRIDE;
+        out[d] = o;
+        if (d == 0) out[FA_HD] = M, out[FA_HD + 1] = L;
+    }
 }
 
-/* One block per (head, query), one thread per output element: the splits' partial results rescaled
- * to the largest max, summed in split order, divided by the summed weights. The loops over the
- * splits issue 4 splits' loads at a time (not one L2 round trip per split: 256 splits at 16k). */
-__global__ void k_attn_combine(const float *__restrict__ part, int n_splits, const int32_t *pos_dev,
-                               float *__restrict__ out) {
+/* One block per (head, query): the largest of the splits' maxima (all threads), then warp w sums the
+ * splits s = w, w + 4, ... rescaled to it (lane l: dims 4l..4l+3), the warps' sums added in order and
+ * divided by the summed weights. Each warp's loads over its splits are independent, so they overlap
+ * (a sequential walk over 256 splits cost ~60 us a layer at 16k). */
+__global__ void __launch_bounds__(FA_HD) k_attn_combine(const float *__restrict__ part, int n_splits,
+                                                         const int32_t *pos_dev, float *__restrict__ out) {
+    __shared__ float red[FA_HD / 32], wl[FA_HD / 32];
+    __shared__ __align__(16) float wo[FA_HD / 32][FA_HD];
     cu_pdl_wait(); /* launched with cu_launch (PDL) */
     cu_pdl_trigger();
-    const int h = blockIdx.x, d = threadIdx.x, t = blockIdx.y;
+    const int h = blockIdx.x, t = blockIdx.y, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const float *ph = part + ((int64_t)t * gridDim.x + h) * n_splits * PART_STRIDE;
     /* a recorded step's grid is a bound: only the splits holding keys were written (the others would
      * add nothing: weight 0) */
     const int used = pos_dev ? min(n_splits, (int)((*pos_dev + t) / SPLIT_KEYS) + 1) : n_splits;
     float M = -INFINITY;
-#pragma unroll 4
-    for (int s = 0; s < used; s++) M = fmaxf(M, ph[s * PART_STRIDE + FA_HD]);
-    float L = 0.f, o = 0.f;
-#pragma unroll 4
-    for (int s = 0; s < used; s++) {
+    for (int s = tid; s < used; s += FA_HD) M = fmaxf(M, ph[s * PART_STRIDE + FA_HD]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+    if (lane == 0) red[warp] = M;
+    __syncthreads();
+    M = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+    float L = 0.f, o[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 8
+    for (int s = warp; s < used; s += FA_HD / 32) {
         const float *ps = ph + s * PART_STRIDE;
-        const float w = ps[FA_HD] == -INFINITY ? 0.f : expf(ps[FA_HD] - M);
+        const float4 a = *(const float4 *)(ps + 4 * lane);
+        const float w = part_weight(ps[FA_HD], M);
         L = fmaf(ps[FA_HD + 1], w, L);
-        o = fmaf(ps[d], w, o);
+        o[0] = fmaf(a.x, w, o[0]), o[1] = fmaf(a.y, w, o[1]), o[2] = fmaf(a.z, w, o[2]), o[3] = fmaf(a.w, w, o[3]);
     }
-    out[((int64_t)t * gridDim.x + h) * FA_HD + d] = o / L;
+    *(float4 *)&wo[warp][4 * lane] = make_float4(o[0], o[1], o[2], o[3]);
+    if (lane == 0) wl[warp] = L;
+    __syncthreads();
+    const float Ls = ((wl[0] + wl[1]) + wl[2]) + wl[3];
+    const float os = ((wo[0][tid] + wo[1][tid]) + wo[2][tid]) + wo[3][tid];
+    out[((int64_t)t * gridDim.x + h) * FA_HD + tid] = os / Ls;
 }
 
 /* The prompt tiles need more than the default 48 KiB of shared memory: allowed once per backend. */
 bool cu_attention_prepare(cuda_backend *c) {
-    return CU_OK(c, cudaFuncSetAttribute(k_attention_tiles<TY_TYPE_F16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    return cu_attention_mma_prepare(c) &&
+           CU_OK(c, cudaFuncSetAttribute(k_attention_tiles<TY_TYPE_F16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)FA_SMEM)) &&
            CU_OK(c, cudaFuncSetAttribute(k_attention_tiles<TY_TYPE_F32>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)FA_SMEM));
@@ -367,12 +454,24 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
          * (or all the workspace holds, the context's last position included), the rest stay empty */
         if (c->capturing) splits = c->cap_splits < fit ? c->cap_splits : fit;
         dim3 g((unsigned)n_head_kv, (unsigned)splits, (unsigned)n);
-        const dim3 block((unsigned)(32 * G));
-        cu_launch(c, kv_type == TY_TYPE_F16 ? k_attn_split<TY_TYPE_F16> : k_attn_split<TY_TYPE_F32>, g, block, q, k, v,
-                  row_bytes, pos0, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL), (int)n_head,
-                  (int)n_head_kv, scale, c->attn_part);
+        const dim3 block(32 * DEC_WARPS);
+        void (*kern)(const float *, const uint8_t *, const uint8_t *, uint64_t, int64_t, const int32_t *, int, int,
+                     float, float *);
+        if (kv_type == TY_TYPE_F16)
+            kern = G <= 1 ? k_attn_split<TY_TYPE_F16, 1> : G <= 2 ? k_attn_split<TY_TYPE_F16, 2>
+                         : G <= 4 ? k_attn_split<TY_TYPE_F16, 4> : k_attn_split<TY_TYPE_F16, 8>;
+        else
+            kern = G <= 1 ? k_attn_split<TY_TYPE_F32, 1> : G <= 2 ? k_attn_split<TY_TYPE_F32, 2>
+                         : G <= 4 ? k_attn_split<TY_TYPE_F32, 4> : k_attn_split<TY_TYPE_F32, 8>;
+        cu_launch(c, kern, g, block, q, k, v, row_bytes, pos0, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL),
+                  (int)n_head, (int)n_head_kv, scale, c->attn_part);
         cu_launch(c, k_attn_combine, dim3((unsigned)n_head, (unsigned)n), dim3(FA_HD), (const float *)c->attn_part,
                   (int)splits, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL), out);
+        return;
+    }
+    if (n >= FA_BQ / 2 && cu_attention_mma_usable(c, kv_type, head_dim, n_head, n_head_kv)) {
+        c->capture_bad |= c->capturing; /* the position is passed by value (prompts) */
+        cu_launch_attention_mma(c, q, k, v, row_bytes, n, pos0, n_head, n_head_kv, out);
         return;
     }
     if (n >= FA_BQ / 2 && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {

@@ -540,6 +540,7 @@ static int64_t cu_counter(ty_backend *be, const char *name) {
     cuda_backend *c = cu_be(be);
     if (strcmp(name, "act_quant") == 0) return c->n_act_quant;
     if (strcmp(name, "graph_replays") == 0) return c->n_replays;
+    if (strcmp(name, "attn_mma") == 0) return c->n_attn_mma;
     return -1;
 }
 

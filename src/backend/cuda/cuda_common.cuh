@@ -98,6 +98,7 @@ typedef struct cuda_backend {
     int64_t xq_ne0, xq_rows;
     int xq_fmt;
     int64_t n_act_quant;    /* rows the matmuls quantized themselves (the counter "act_quant") */
+    int64_t n_attn_mma;     /* attention calls on the tensor cores (the counter "attn_mma") */
     /* matmuls kept for one launch (cu_mv_defer, cuda_backend.cu): mv_pending of them, all of input
      * mv_x (mv_n tokens, quantized in xq) */
     const cu_weight *mv_w[CU_MV_JOBS];
@@ -184,7 +185,7 @@ void cu_launch_get_rows(cuda_backend *c, const cu_weight *w, const int32_t *ids_
 /* y = W x, or y += W x when `add` (x and y must not overlap) */
 void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add);
 /* Keys per block of the split-KV decode attention. */
-#define CU_ATTN_SPLIT_KEYS 64
+#define CU_ATTN_SPLIT_KEYS 128
 /* Prompt matmuls of at least this many tokens go to cuBLAS on the fast path. */
 #define CU_GEMM_MIN_TOKENS (CU_MV_MAX_TOKENS + 1)
 int cu_gemm_reserve(cuda_backend *c, int64_t n_batch, ty_err *err);
@@ -215,6 +216,12 @@ void cu_launch_rope_store(cuda_backend *c, float *q, float *k, const float *v, u
                           uint64_t row_bytes, uint32_t kv_type, int64_t n, int64_t n_head, int64_t n_head_kv,
                           int64_t head_dim, int64_t n_rot, int64_t pos0, const int32_t *pos_dev);
 bool cu_attention_prepare(cuda_backend *c);
+/* cuda_attention_mma.cu: prompt attention on fp16 tensor cores (fast path, F16 cache, head_dim 128) */
+bool cu_attention_mma_prepare(cuda_backend *c);
+bool cu_attention_mma_usable(const cuda_backend *c, uint32_t kv_type, int64_t head_dim, int64_t n_head,
+                             int64_t n_head_kv);
+void cu_launch_attention_mma(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint64_t row_bytes,
+                             int64_t n, int64_t pos0, int64_t n_head, int64_t n_head_kv, float *out);
 /* cuda_matvec_mma.cu: whether the tensor-core kernels were compiled for this device (sm_80+ code) */
 bool cu_mma_compiled();
 /* cuda_graph.cu: the step_begin / step_end ops, and dropping the recordings (their buffers change) */
