@@ -360,6 +360,12 @@ static ty_backend *fast_backend(int fuse) {
     return rc == TY_OK ? g : NULL;
 }
 
+/* The 8-bit activation format of the fast matvec for weights of type t: 1 Q8_0, 2 Q8_K, 0 none. */
+static int act_format(uint32_t t) {
+    if (t == TY_TYPE_Q4_0 || t == TY_TYPE_Q8_0) return 1;
+    return t == TY_TYPE_Q4_K || t == TY_TYPE_Q5_K || t == TY_TYPE_Q6_K ? 2 : 0;
+}
+
 static int64_t act_quant(ty_backend *g) { return g->ops->counter ? g->ops->counter(g, "act_quant") : -1; }
 
 static int same_bits(ty_backend *a, const float *da, ty_backend *b, const float *db, size_t n) {
@@ -934,6 +940,7 @@ static ty_context *new_ctx(ty_model *m, int64_t n_batch, int kv) {
 
 static int64_t last_graph_replays; /* the backend counter "graph_replays" of eval_all's last context */
 static int64_t last_attn_mma;      /* and "attn_mma" */
+static int64_t last_attn_quant;    /* and "attn_quant" */
 
 /* All-position logits, [n][n_vocab], in batches of n_batch (1: one token per eval). */
 static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch, int kv) {
@@ -958,6 +965,7 @@ static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch,
     }
     last_graph_replays = c->be->ops->counter ? c->be->ops->counter(c->be, "graph_replays") : -1;
     last_attn_mma = c->be->ops->counter ? c->be->ops->counter(c->be, "attn_mma") : -1;
+    last_attn_quant = c->be->ops->counter ? c->be->ops->counter(c->be, "attn_quant") : -1;
     ty_context_free(c);
     return out;
 }
@@ -1078,8 +1086,21 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
           "%s fast path: batches of 5 and 16 tokens differ from one-token decoding", label);
     /* fused ops (rmsnorm/swiglu + quantize, matmul_add, rope_store) against the separate ops: decode
      * bit for bit with each KV cache type; prompts (cuBLAS, matmul_add with beta = 1) within rounding */
+    /* d16 was the last: did attention quantize its output for w_o (head_dim 128, every layer's w_o of
+     * one 8-bit activation format, an even head count for Q8_K)? */
+    const int64_t attn_quant = last_attn_quant;
     float *u1 = eval_unfused(gpu_fast, ids, n, 1, TY_KV_F32);
     CHECK(same_logits(d1, u1, N), "%s fast decode (F32 KV): fused ops differ from the unfused ones", label);
+    {
+        const ty_model_desc *d = &gpu_fast->desc;
+        int fmt = act_format(d->layers[0].wo.type);
+        for (int64_t l = 1; l < d->hp.n_layer; l++)
+            if (act_format(d->layers[l].wo.type) != fmt) fmt = 0;
+        const int fusable = d->hp.head_dim == 128 && fmt != 0 && (fmt == 1 || d->hp.n_head % 2 == 0);
+        const int64_t expect = fusable ? (int64_t)n * d->hp.n_layer : 0; /* every layer, every token */
+        CHECK(attn_quant == expect, "%s: attention quantized %lld rows for w_o decoding %d tokens in batches of 16 (expected %lld)",
+              label, (long long)attn_quant, n, (long long)expect);
+    }
     /* decode steps replayed from recordings (CUDA graphs) against every kernel launched: bit for bit
      * over 300 positions, where the attention needs 1, 2 and then 3 splits of 128 keys (recordings
      * for 1, 2 and 4), each position then being replayed */

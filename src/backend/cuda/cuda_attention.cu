@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_q8act.cuh"
 #include "backend/cuda/cuda_quant.cuh"
 
 #define ATT_THREADS 128
@@ -386,15 +387,23 @@ __global__ void __launch_bounds__(32 * DEC_WARPS)
 /* One block per (head, query): the largest of the splits' maxima (all threads), then warp w sums the
  * splits s = w, w + 4, ... rescaled to it (lane l: dims 4l..4l+3), the warps' sums added in order and
  * divided by the summed weights. Each warp's loads over its splits are independent, so they overlap
- * (a sequential walk over 256 splits cost ~60 us a layer at 16k). */
-__global__ void __launch_bounds__(FA_HD) k_attn_combine(const float *__restrict__ part, int n_splits,
-                                                         const int32_t *pos_dev, float *__restrict__ out) {
-    __shared__ float red[FA_HD / 32], wl[FA_HD / 32];
-    __shared__ __align__(16) float wo[FA_HD / 32][FA_HD];
+ * (a sequential walk over 256 splits cost ~60 us a layer at 16k).
+ * ACT != CU_ACT_NONE: the output is also quantized for the matmul after attention (w_o), with the
+ * matmul's own quantizer (cuda_q8act.cuh), which then quantizes nothing: Q8_0 per warp (32 dims),
+ * Q8_K per 256 dims, so a block then takes two heads (HPB). */
+template <int ACT>
+__global__ void __launch_bounds__(FA_HD *(ACT == CU_ACT_Q8_K ? 2 : 1))
+    k_attn_combine(const float *__restrict__ part, int n_splits, const int32_t *pos_dev, float *__restrict__ out,
+                   cu_q8act xq) {
+    constexpr int HPB = ACT == CU_ACT_Q8_K ? 2 : 1, NW = FA_HD / 32;
+    __shared__ float red[HPB][NW], wl[HPB][NW];
+    __shared__ __align__(16) float wo[HPB][NW][FA_HD];
+    __shared__ __align__(16) float res[HPB * FA_HD];
     cu_pdl_wait(); /* launched with cu_launch (PDL) */
     cu_pdl_trigger();
-    const int h = blockIdx.x, t = blockIdx.y, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const float *ph = part + ((int64_t)t * gridDim.x + h) * n_splits * PART_STRIDE;
+    const int hh = threadIdx.x / FA_HD, tid = threadIdx.x % FA_HD, warp = tid / 32, lane = tid % 32;
+    const int n_head = gridDim.x * HPB, h = blockIdx.x * HPB + hh, t = blockIdx.y;
+    const float *ph = part + ((int64_t)t * n_head + h) * n_splits * PART_STRIDE;
     /* a recorded step's grid is a bound: only the splits holding keys were written (the others would
      * add nothing: weight 0) */
     const int used = pos_dev ? min(n_splits, (int)((*pos_dev + t) / SPLIT_KEYS) + 1) : n_splits;
@@ -402,24 +411,36 @@ __global__ void __launch_bounds__(FA_HD) k_attn_combine(const float *__restrict_
     for (int s = tid; s < used; s += FA_HD) M = fmaxf(M, ph[s * PART_STRIDE + FA_HD]);
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
-    if (lane == 0) red[warp] = M;
+    if (lane == 0) red[hh][warp] = M;
     __syncthreads();
-    M = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+    M = fmaxf(fmaxf(red[hh][0], red[hh][1]), fmaxf(red[hh][2], red[hh][3]));
     float L = 0.f, o[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll 8
-    for (int s = warp; s < used; s += FA_HD / 32) {
+    for (int s = warp; s < used; s += NW) {
         const float *ps = ph + s * PART_STRIDE;
         const float4 a = *(const float4 *)(ps + 4 * lane);
         const float w = part_weight(ps[FA_HD], M);
         L = fmaf(ps[FA_HD + 1], w, L);
         o[0] = fmaf(a.x, w, o[0]), o[1] = fmaf(a.y, w, o[1]), o[2] = fmaf(a.z, w, o[2]), o[3] = fmaf(a.w, w, o[3]);
     }
-    *(float4 *)&wo[warp][4 * lane] = make_float4(o[0], o[1], o[2], o[3]);
-    if (lane == 0) wl[warp] = L;
+    *(float4 *)&wo[hh][warp][4 * lane] = make_float4(o[0], o[1], o[2], o[3]);
+    if (lane == 0) wl[hh][warp] = L;
     __syncthreads();
-    const float Ls = ((wl[0] + wl[1]) + wl[2]) + wl[3];
-    const float os = ((wo[0][tid] + wo[1][tid]) + wo[2][tid]) + wo[3][tid];
-    out[((int64_t)t * gridDim.x + h) * FA_HD + tid] = os / Ls;
+    const float Ls = ((wl[hh][0] + wl[hh][1]) + wl[hh][2]) + wl[hh][3];
+    const float os = ((wo[hh][0][tid] + wo[hh][1][tid]) + wo[hh][2][tid]) + wo[hh][3][tid];
+    const float r = os / Ls;
+    out[((int64_t)t * n_head + h) * FA_HD + tid] = r;
+    if (ACT == CU_ACT_Q8_0) q8_0_quantize_warp(r, lane, q8_row(xq, t), (h * FA_HD) / 32 + warp);
+    if (ACT == CU_ACT_Q8_K) { /* elements 256 b .. of the row, b = blockIdx.x: 8 consecutive per lane */
+        res[threadIdx.x] = r;
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            float v[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = res[8 * threadIdx.x + j];
+            q8_K_quantize_warp(v, threadIdx.x, q8_row(xq, t), blockIdx.x);
+        }
+    }
 }
 
 /* The prompt tiles need more than the default 48 KiB of shared memory: allowed once per backend. */
@@ -431,15 +452,15 @@ bool cu_attention_prepare(cuda_backend *c) {
                                          (int)FA_SMEM));
 }
 
-void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
+bool cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
                          uint64_t row_bytes, int64_t n, int64_t pos0, int64_t n_head, int64_t n_head_kv,
-                         int64_t head_dim, float *out) {
-    if (n <= 0) return;
+                         int64_t head_dim, float *out, int act) {
+    if (n <= 0) return false;
     if (n_head_kv <= 0 || n_head % n_head_kv != 0 || head_dim <= 0 || head_dim > 4096 || n_head > 65535 ||
         n > 65535) {
         cu_fail(c, "attention: unsupported shape (%lld heads, %lld KV heads, head_dim %lld, %lld queries)",
                 (long long)n_head, (long long)n_head_kv, (long long)head_dim, (long long)n);
-        return;
+        return false;
     }
     const size_t smem = sizeof(float) * (size_t)(2 * head_dim + ATT_TILE);
     const float scale = 1.0f / sqrtf((float)head_dim);
@@ -465,14 +486,23 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
                          : G <= 4 ? k_attn_split<TY_TYPE_F32, 4> : k_attn_split<TY_TYPE_F32, 8>;
         cu_launch(c, kern, g, block, q, k, v, row_bytes, pos0, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL),
                   (int)n_head, (int)n_head_kv, scale, c->attn_part);
-        cu_launch(c, k_attn_combine, dim3((unsigned)n_head, (unsigned)n), dim3(FA_HD), (const float *)c->attn_part,
-                  (int)splits, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL), out);
-        return;
+        const int32_t *pd = c->capturing ? c->step_dev + 1 : NULL;
+        const float *pt = c->attn_part;
+        const dim3 cg((unsigned)n_head, (unsigned)n);
+        if (act == CU_ACT_Q8_K && n_head % 2 == 0)
+            cu_launch(c, k_attn_combine<CU_ACT_Q8_K>, dim3(cg.x / 2, cg.y), dim3(2 * FA_HD), pt, (int)splits, pd, out, c->xq);
+        else if (act == CU_ACT_Q8_0)
+            cu_launch(c, k_attn_combine<CU_ACT_Q8_0>, cg, dim3(FA_HD), pt, (int)splits, pd, out, c->xq);
+        else
+            cu_launch(c, k_attn_combine<CU_ACT_NONE>, cg, dim3(FA_HD), pt, (int)splits, pd, out, c->xq);
+        const bool quantized = act == CU_ACT_Q8_0 || (act == CU_ACT_Q8_K && n_head % 2 == 0);
+        if (quantized) c->n_attn_quant += n;
+        return quantized;
     }
     if (n >= FA_BQ / 2 && cu_attention_mma_usable(c, kv_type, head_dim, n_head, n_head_kv)) {
         c->capture_bad |= c->capturing; /* the position is passed by value (prompts) */
         cu_launch_attention_mma(c, q, k, v, row_bytes, n, pos0, n_head, n_head_kv, out);
-        return;
+        return false;
     }
     if (n >= FA_BQ / 2 && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
         c->capture_bad |= c->capturing; /* the tiles take the position by value (and serve prompts) */
@@ -484,7 +514,7 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
             k_attention_tiles<TY_TYPE_F32><<<g, FA_THREADS, FA_SMEM, c->stream>>>(q, k, v, row_bytes, pos0, (int)n, (int)n_head,
                                                                                 (int)n_head_kv, scale, out);
         }
-        return;
+        return false;
     }
     dim3 grid((unsigned)n_head, (unsigned)n);
     const int32_t *pos_dev = c->capturing ? c->step_dev + 1 : NULL;
@@ -498,4 +528,5 @@ void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
 #undef X
     default: cu_fail(c, "attention: cache type %s is not supported on CUDA", ty_type_name(kv_type));
     }
+    return false;
 }

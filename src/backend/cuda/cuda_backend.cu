@@ -451,9 +451,13 @@ static void cu_attention(ty_backend *be, const float *q, const void *k_cache, co
     }
     const uint64_t need = (uint64_t)(pos0 + n) * row_bytes;
     if (!kv_find(c, k_cache, need, "attention (K)") || !kv_find(c, v_cache, need, "attention (V)")) return;
-    cu_launch_attention(c, q, (const uint8_t *)k_cache, (const uint8_t *)v_cache, kv_type, row_bytes, n, pos0,
-                        hp->n_head, hp->n_head_kv, hp->head_dim, out);
+    /* fused: the output quantized for w_o on the way (decode and small batches) */
+    const int64_t ne0 = hp->n_head * hp->head_dim;
+    const int act = c->fuse && ne0 == c->attn_act_ne0 && cu_xq_fits(c, c->attn_act, ne0, n) ? c->attn_act : CU_ACT_NONE;
+    const bool quantized = cu_launch_attention(c, q, (const uint8_t *)k_cache, (const uint8_t *)v_cache, kv_type,
+                                               row_bytes, n, pos0, hp->n_head, hp->n_head_kv, hp->head_dim, out, act);
     cu_after_op(c, "attention");
+    if (quantized) cu_xq_set(c, out, ne0, n, act);
 }
 
 /* rope of q and k, then kv_store of k and v, in one launch when head_dim is even (else the four
@@ -541,6 +545,7 @@ static int64_t cu_counter(ty_backend *be, const char *name) {
     if (strcmp(name, "act_quant") == 0) return c->n_act_quant;
     if (strcmp(name, "graph_replays") == 0) return c->n_replays;
     if (strcmp(name, "attn_mma") == 0) return c->n_attn_mma;
+    if (strcmp(name, "attn_quant") == 0) return c->n_attn_quant;
     return -1;
 }
 

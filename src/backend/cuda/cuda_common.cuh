@@ -99,6 +99,7 @@ typedef struct cuda_backend {
     int xq_fmt;
     int64_t n_act_quant;    /* rows the matmuls quantized themselves (the counter "act_quant") */
     int64_t n_attn_mma;     /* attention calls on the tensor cores (the counter "attn_mma") */
+    int64_t n_attn_quant;   /* rows attention quantized for w_o on the way (the counter "attn_quant") */
     /* matmuls kept for one launch (cu_mv_defer, cuda_backend.cu): mv_pending of them, all of input
      * mv_x (mv_n tokens, quantized in xq) */
     const cu_weight *mv_w[CU_MV_JOBS];
@@ -111,6 +112,8 @@ typedef struct cuda_backend {
      * quantizes its output for */
     int ffn_act;
     int64_t ffn_act_ne0;
+    int attn_act; /* the same for every layer's w_o: what attention quantizes its output for */
+    int64_t attn_act_ne0;
     /* split-KV decode attention: per query head and split, 128 output floats + max + sum */
     float *attn_part;
     int64_t attn_part_cap; /* floats */
@@ -228,9 +231,11 @@ bool cu_mma_compiled();
 int cu_step_begin(ty_backend *be, int32_t token, int64_t pos);
 int cu_step_end(ty_backend *be);
 void cu_graphs_clear(cuda_backend *c);
-void cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
+/* act != CU_ACT_NONE: on the split-KV path (up to CU_MV_MAX_TOKENS queries) the output is also
+ * quantized into c->xq in that format (the caller checked cu_xq_fits); returns whether it was. */
+bool cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, const uint8_t *v, uint32_t kv_type,
                          uint64_t row_bytes, int64_t n, int64_t pos0, int64_t n_head, int64_t n_head_kv,
-                         int64_t head_dim, float *out);
+                         int64_t head_dim, float *out, int act);
 void cu_launch_swiglu(cuda_backend *c, float *g, const float *u, int64_t n);
 /* swiglu of `rows` rows of ne0, the output also quantized into c->xq in format act (cu_xq_fits). */
 void cu_launch_swiglu_q8(cuda_backend *c, float *g, const float *u, int64_t ne0, int64_t rows, int act);

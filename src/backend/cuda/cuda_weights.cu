@@ -148,25 +148,28 @@ static void hint_norm(cuda_backend *c, const ty_weight *norm, const ty_weight *n
     if (e) e->act_next = next->data && next->ne0 == e->ne0 ? cu_act_format(next->type) : CU_ACT_NONE;
 }
 
-/* What rmsnorm and swiglu quantize their output for: the format of the matmul after each norm, and
- * of w_down when all layers share it (with mixed formats the matmuls quantize for themselves). */
+/* Folds weight w of one layer into a format shared by all layers (CU_ACT_NONE once two differ). */
+static void hint_shared(int *act, int64_t *ne0, const ty_weight *w, bool first) {
+    const int a = w->data ? cu_act_format(w->type) : CU_ACT_NONE;
+    if (first) *act = a, *ne0 = w->ne0;
+    else if (a != *act || w->ne0 != *ne0) *act = CU_ACT_NONE;
+    if (*act == CU_ACT_NONE) *ne0 = 0;
+}
+
+/* What rmsnorm, swiglu and attention quantize their output for: the format of the matmul after each
+ * norm, and of w_down (w_o) when all layers share it (with mixed formats the matmuls quantize for
+ * themselves). */
 static void set_act_hints(cuda_backend *c, const ty_model_desc *d) {
     hint_norm(c, &d->output_norm, &d->output);
-    c->ffn_act = CU_ACT_NONE;
-    c->ffn_act_ne0 = 0;
+    c->ffn_act = c->attn_act = CU_ACT_NONE;
+    c->ffn_act_ne0 = c->attn_act_ne0 = 0;
     for (int64_t l = 0; l < d->hp.n_layer; l++) {
         const ty_layer_weights *L = &d->layers[l];
         hint_norm(c, &L->attn_norm, &L->wq);
         hint_norm(c, &L->ffn_norm, &L->w_gate);
-        const int act = L->w_down.data ? cu_act_format(L->w_down.type) : CU_ACT_NONE;
-        if (l == 0) {
-            c->ffn_act = act;
-            c->ffn_act_ne0 = L->w_down.ne0;
-        } else if (act != c->ffn_act || L->w_down.ne0 != c->ffn_act_ne0) {
-            c->ffn_act = CU_ACT_NONE;
-        }
+        hint_shared(&c->ffn_act, &c->ffn_act_ne0, &L->w_down, l == 0);
+        hint_shared(&c->attn_act, &c->attn_act_ne0, &L->wo, l == 0);
     }
-    if (c->ffn_act == CU_ACT_NONE) c->ffn_act_ne0 = 0;
 }
 
 int cu_load_model(ty_backend *be, const ty_model_desc *d, ty_err *err) {
