@@ -63,6 +63,34 @@ __global__ void k_quantize_q8_K(const float *__restrict__ x, int ne0, cu_q8act a
  * activations; TASKS tasks per block. */
 template <int T> struct q8task;
 
+/* The N bytes at p (2-byte aligned: Q8_0 and Q6_K blocks are 34 and 210 bytes) as N / 4 words, from
+ * the aligned 16-byte vectors at p - s, p - s + 16, ... (s = p % 16; the last only when s > 0):
+ * N / 16 + 1 wide loads and a few selects instead of N / 2 two-byte loads (tg128: Q6_K +1.6%, Q8_0
+ * +2.6%; Q4_0's 16 bytes lost 2.5%, so it keeps ld_bytes_a2). Each load stays within the aligned 16
+ * bytes around a byte of [p, p + N), so it never leaves a row's allocation (rows are padded to 16
+ * bytes, cuda_weights.cu). */
+template <int N> __device__ __forceinline__ void ld_a2(const uint8_t *p, uint32_t (&w)[N / 4]) {
+    constexpr int NW = N / 4;
+    const uintptr_t ad = (uintptr_t)p;
+    const uint4 *v = (const uint4 *)(ad & ~(uintptr_t)15);
+    const int s = (int)(ad & 15);
+    uint32_t x[NW + 4], u[NW + 2], t[NW + 1];
+#pragma unroll
+    for (int i = 0; i < N / 16; i++) {
+        const uint4 vi = v[i];
+        x[4 * i] = vi.x, x[4 * i + 1] = vi.y, x[4 * i + 2] = vi.z, x[4 * i + 3] = vi.w;
+    }
+    const uint4 vl = s ? v[N / 16] : v[N / 16 - 1];
+    x[NW] = vl.x, x[NW + 1] = vl.y, x[NW + 2] = vl.z, x[NW + 3] = vl.w;
+#pragma unroll
+    for (int i = 0; i < NW + 2; i++) u[i] = (s & 8) ? x[i + 2] : x[i];
+#pragma unroll
+    for (int i = 0; i < NW + 1; i++) t[i] = (s & 4) ? u[i + 1] : u[i];
+#pragma unroll
+    for (int i = 0; i < NW; i++) w[i] = __funnelshift_r(t[i], t[i + 1], 8 * (s & 3));
+}
+
+
 __device__ __forceinline__ int4 ld_i4(const int8_t *p) { return *(const int4 *)p; }
 #define I4(v, i) ((i) == 0 ? (v).x : (i) == 1 ? (v).y : (i) == 2 ? (v).z : (v).w)
 
@@ -91,7 +119,7 @@ template <> struct q8task<TY_TYPE_Q8_0> {
     static constexpr int TASKS = 1;
     static __device__ __forceinline__ float dot(const uint8_t *w, int, const cu_q8act &a, int b) {
         uint32_t qs[8];
-        ld_bytes_a2<32>(w + 2, qs);
+        ld_a2<32>(w + 2, qs);
         const int4 y0 = ld_i4(a.q + b * 32), y1 = ld_i4(a.q + b * 32 + 16);
         int sumi = 0;
 #pragma unroll
@@ -103,26 +131,6 @@ template <> struct q8task<TY_TYPE_Q8_0> {
     }
 };
 
-/* The 16 bytes at p (2-byte aligned: Q6_K blocks are 210 bytes) as 4 words, from the aligned 16-byte
- * vectors at p - s and p - s + 16 (s = p % 16; only the first when s = 0): 2 wide loads and a few
- * selects instead of 8 two-byte loads (tg128 +1.6%). The last byte read is at most p + 30, inside
- * the Q6_K block for every field read below. */
-__device__ __forceinline__ void ld16_a2(const uint8_t *p, uint32_t (&w)[4]) {
-    const uintptr_t ad = (uintptr_t)p;
-    const uint4 *v = (const uint4 *)(ad & ~(uintptr_t)15);
-    const int s = (int)(ad & 15);
-    const uint4 v0 = v[0];
-    const uint4 v1 = s ? v[1] : v0;
-    const uint32_t x[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-    uint32_t u[6], t[5];
-#pragma unroll
-    for (int i = 0; i < 6; i++) u[i] = (s & 8) ? x[i + 2] : x[i];
-#pragma unroll
-    for (int i = 0; i < 5; i++) t[i] = (s & 4) ? u[i + 1] : u[i];
-#pragma unroll
-    for (int i = 0; i < 4; i++) w[i] = __funnelshift_r(t[i], t[i + 1], 8 * (s & 3));
-}
-
 /* Q6_K (210 bytes: ql[128], qh[64], scales[16] int8, d): half h, l = 0..31: elements 128h + 32k + l
  * are the low nibbles of ql[64h + l] (k = 0), ql[64h + 32 + l] (k = 1), their high nibbles (k = 2,
  * 3), with 2 high bits at bits 2k of qh[32h + l]; value q - 32, scale per 16 elements. Task (h, g):
@@ -132,9 +140,9 @@ template <> struct q8task<TY_TYPE_Q6_K> {
     static __device__ __forceinline__ float dot(const uint8_t *w, int t, const cu_q8act &a, int b) {
         const int h = t >> 1, g = t & 1;
         uint32_t A[4], B[4], H[4];
-        ld16_a2(w + 64 * h + 16 * g, A);
-        ld16_a2(w + 64 * h + 32 + 16 * g, B);
-        ld16_a2(w + 128 + 32 * h + 16 * g, H);
+        ld_a2<16>(w + 64 * h + 16 * g, A);
+        ld_a2<16>(w + 64 * h + 32 + 16 * g, B);
+        ld_a2<16>(w + 128 + 32 * h + 16 * g, H);
         const int8_t *y = a.q + b * 256 + 128 * h + 16 * g;
         const int4 y0 = ld_i4(y), y1 = ld_i4(y + 32), y2 = ld_i4(y + 64), y3 = ld_i4(y + 96);
         int d0 = 0, d1 = 0, d2 = 0, d3 = 0;
