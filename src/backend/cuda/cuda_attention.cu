@@ -247,30 +247,40 @@ static const size_t FA_SMEM = sizeof(float) * (FA_BQ * FA_HD + FA_HD * (FA_BK + 
 #define SPLIT_KEYS CU_ATTN_SPLIT_KEYS
 #define PART_STRIDE (FA_HD + 4) /* floats per (head, split): output, max, sum, padding to 16 bytes */
 #define DEC_WARPS 4
-#define DEC_PAIRS 4 /* key pairs per warp step: 8 keys */
 static_assert(32 * DEC_WARPS == FA_HD, "the split kernel's last step gives each thread one output dimension");
 
-template <int KT>
-__device__ __forceinline__ void load8(const uint8_t *row, int64_t e, float (&v)[8]) {
-    if (KT == TY_TYPE_F16) {
-        const uint4 r = *(const uint4 *)(row + 2 * e);
+/* 8 consecutive cache elements as loaded (16 bytes of F16, 32 of F32), unpacked to float on use:
+ * raw halves take half the registers while a step's loads are in flight. */
+template <int KT> struct kv8;
+template <> struct kv8<TY_TYPE_F16> {
+    uint4 r;
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t e) { r = *(const uint4 *)(row + 2 * e); }
+    __device__ __forceinline__ void unpack(float (&v)[8]) const {
         const __half2 *h = (const __half2 *)&r;
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const float2 f = __half22float2(h[i]);
             v[2 * i] = f.x, v[2 * i + 1] = f.y;
         }
-    } else {
-        const float4 a = *(const float4 *)(row + 4 * e), b = *(const float4 *)(row + 4 * e + 16);
+    }
+};
+template <> struct kv8<TY_TYPE_F32> {
+    float4 a, b;
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t e) {
+        a = *(const float4 *)(row + 4 * e);
+        b = *(const float4 *)(row + 4 * e + 16);
+    }
+    __device__ __forceinline__ void unpack(float (&v)[8]) const {
         v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
     }
-}
+};
 
 /* Weight of a partial result of max m under the common max M (0 for one that saw no key). */
 __device__ __forceinline__ float part_weight(float m, float M) { return m == -INFINITY ? 0.f : expf(m - M); }
 
-/* GM: the most query heads per KV head the instance serves (G <= GM). */
-template <int KT, int GM>
+/* GM: the most query heads per KV head the instance serves (G <= GM); DP: key pairs per warp step
+ * (4: 8 keys. 8 pairs cost registers and occupancy: 16k-depth tg128 254 where 4 pairs gave 267). */
+template <int KT, int GM, int DP>
 __global__ void __launch_bounds__(32 * DEC_WARPS)
     k_attn_split(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
                  uint64_t row_bytes, int64_t pos0, const int32_t *pos_dev, int n_head, int n_head_kv, float scale,
@@ -299,49 +309,58 @@ __global__ void __launch_bounds__(32 * DEC_WARPS)
 #pragma unroll
         for (int i = 0; i < 8; i++) acc[h][i] = 0.f;
     }
-    for (int64_t p0 = kb + 2 * DEC_PAIRS * warp; p0 < ke; p0 += 2 * DEC_PAIRS * DEC_WARPS) {
-        float k[DEC_PAIRS][8], v[DEC_PAIRS][8];
+    for (int64_t p0 = kb + 2 * DP * warp; p0 < ke; p0 += 2 * DP * DEC_WARPS) {
+        kv8<KT> k[DP], v[DP];
 #pragma unroll
-        for (int u = 0; u < DEC_PAIRS; u++) { /* all loads first; past the end: a valid row, masked below */
+        for (int u = 0; u < DP; u++) { /* all loads first; past the end: a valid row, masked below */
             const int64_t p = min(p0 + 2 * u + hw, ke - 1);
-            load8<KT>(kc + (uint64_t)p * row_bytes, e0, k[u]);
-            load8<KT>(vc + (uint64_t)p * row_bytes, e0, v[u]);
+            k[u].load(kc + (uint64_t)p * row_bytes, e0);
+            v[u].load(vc + (uint64_t)p * row_bytes, e0);
         }
-        float sc[GM][DEC_PAIRS];
+        float sc[GM][DP];
 #pragma unroll
-        for (int h = 0; h < GM; h++)
+        for (int u = 0; u < DP; u++) {
+            float kf[8];
+            k[u].unpack(kf);
 #pragma unroll
-            for (int u = 0; u < DEC_PAIRS; u++) {
+            for (int h = 0; h < GM; h++) {
                 float d = 0.f;
 #pragma unroll
-                for (int i = 0; i < 8; i++) d = fmaf(qv[h][i], k[u][i], d);
+                for (int i = 0; i < 8; i++) d = fmaf(qv[h][i], kf[i], d);
                 sc[h][u] = d;
             }
+        }
 #pragma unroll
         for (int off = 8; off > 0; off >>= 1) /* within the half-warp */
 #pragma unroll
             for (int h = 0; h < GM; h++)
 #pragma unroll
-                for (int u = 0; u < DEC_PAIRS; u++) sc[h][u] += __shfl_xor_sync(0xffffffffu, sc[h][u], off);
+                for (int u = 0; u < DP; u++) sc[h][u] += __shfl_xor_sync(0xffffffffu, sc[h][u], off);
 #pragma unroll
         for (int h = 0; h < GM; h++) {
             float mn = m[h];
 #pragma unroll
-            for (int u = 0; u < DEC_PAIRS; u++)
+            for (int u = 0; u < DP; u++)
                 if (p0 + 2 * u + hw < ke) mn = fmaxf(mn, sc[h][u]);
-            if (mn == -INFINITY) continue; /* this half has seen no key yet */
+            if (mn == -INFINITY) continue; /* this half has seen no key yet (and sees none here) */
             const float corr = expf(m[h] - mn); /* 0 while m = -inf */
             l[h] *= corr;
 #pragma unroll
             for (int i = 0; i < 8; i++) acc[h][i] *= corr;
+            m[h] = mn;
+        }
 #pragma unroll
-            for (int u = 0; u < DEC_PAIRS; u++) {
-                const float pe = p0 + 2 * u + hw < ke ? expf(sc[h][u] - mn) : 0.f;
+        for (int u = 0; u < DP; u++) {
+            float vf[8];
+            v[u].unpack(vf);
+            const bool in = p0 + 2 * u + hw < ke;
+#pragma unroll
+            for (int h = 0; h < GM; h++) {
+                const float pe = in ? expf(sc[h][u] - m[h]) : 0.f;
                 l[h] += pe;
 #pragma unroll
-                for (int i = 0; i < 8; i++) acc[h][i] = fmaf(pe, v[u][i], acc[h][i]);
+                for (int i = 0; i < 8; i++) acc[h][i] = fmaf(pe, vf[i], acc[h][i]);
             }
-            m[h] = mn;
         }
     }
     /* merge the halves (half 0's terms first, in both halves), then the warps in order */
@@ -479,11 +498,11 @@ bool cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
         void (*kern)(const float *, const uint8_t *, const uint8_t *, uint64_t, int64_t, const int32_t *, int, int,
                      float, float *);
         if (kv_type == TY_TYPE_F16)
-            kern = G <= 1 ? k_attn_split<TY_TYPE_F16, 1> : G <= 2 ? k_attn_split<TY_TYPE_F16, 2>
-                         : G <= 4 ? k_attn_split<TY_TYPE_F16, 4> : k_attn_split<TY_TYPE_F16, 8>;
+            kern = G <= 1 ? k_attn_split<TY_TYPE_F16, 1, 4> : G <= 2 ? k_attn_split<TY_TYPE_F16, 2, 4>
+                         : G <= 4 ? k_attn_split<TY_TYPE_F16, 4, 4> : k_attn_split<TY_TYPE_F16, 8, 4>;
         else
-            kern = G <= 1 ? k_attn_split<TY_TYPE_F32, 1> : G <= 2 ? k_attn_split<TY_TYPE_F32, 2>
-                         : G <= 4 ? k_attn_split<TY_TYPE_F32, 4> : k_attn_split<TY_TYPE_F32, 8>;
+            kern = G <= 1 ? k_attn_split<TY_TYPE_F32, 1, 4> : G <= 2 ? k_attn_split<TY_TYPE_F32, 2, 4>
+                         : G <= 4 ? k_attn_split<TY_TYPE_F32, 4, 4> : k_attn_split<TY_TYPE_F32, 8, 4>;
         cu_launch(c, kern, g, block, q, k, v, row_bytes, pos0, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL),
                   (int)n_head, (int)n_head_kv, scale, c->attn_part);
         const int32_t *pd = c->capturing ? c->step_dev + 1 : NULL;
