@@ -12,7 +12,8 @@
  *
  * Matrix-vector: a warp computes R whole rows (R = 2: the activations each lane loads serve both,
  * and a 4096-row matrix is 512 blocks, one wave on an H100; at one row per warp the Q6_K kernel's
- * 1024 blocks were 924 per wave, and the last 100 took as long as the first 924). Q4_K/Q5_K have
+ * 1024 blocks were 924 per wave, and the last 100 took as long as the first 924; but R = 1 for rows
+ * wider than 4096, see rows_per_warp). Q4_K/Q5_K have
  * their own kernel (64 elements per lane, 8 whole blocks per warp step); Q4_0/Q8_0/Q6_K rows are cut into
  * tasks (a Q4_0/Q8_0 block, 64 elements of a Q6_K block), lane i taking tasks i, i+32, ..., so a
  * warp's loads cover consecutive bytes of the row. Lane sums are float, then a shuffle reduction;
@@ -334,10 +335,22 @@ int cu_act_format(uint32_t type) {
     }
 }
 
+/* Rows per warp: QV_ROWS, but one for rows of more than 4096 elements (w_down's 14336): their
+ * matrices have few rows for many bytes, so two rows per warp left too few warps to keep the loads
+ * in flight (H100, random 7B, tg128: Q8_0 270 -> 276, Q4_0 402 -> 410, Q4_K_M 372 -> 375 via its
+ * Q6_K w_down; one row per warp for every Q4_K matrix lost 5%). */
+static int rows_per_warp(int ne0) { return ne0 > 4096 ? 1 : QV_ROWS; }
+
 template <int T, int NT> static void launch_nt(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
     const dim3 grid((unsigned)blocks), block(QV_WARPS * 32);
-    if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) cu_launch(c, k_matvec_q8_kq<T, NT, QV_ROWS>, grid, block, J, nb, c->xq, n);
-    else cu_launch(c, k_matvec_q8<T, NT, QV_ROWS>, grid, block, J, nb, c->xq, n);
+    const int R = rows_per_warp(nb * (T == TY_TYPE_Q4_0 || T == TY_TYPE_Q8_0 ? 32 : 256));
+    if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) {
+        if (R == 1) cu_launch(c, k_matvec_q8_kq<T, NT, 1>, grid, block, J, nb, c->xq, n);
+        else cu_launch(c, k_matvec_q8_kq<T, NT, QV_ROWS>, grid, block, J, nb, c->xq, n);
+    } else {
+        if (R == 1) cu_launch(c, k_matvec_q8<T, NT, 1>, grid, block, J, nb, c->xq, n);
+        else cu_launch(c, k_matvec_q8<T, NT, QV_ROWS>, grid, block, J, nb, c->xq, n);
+    }
 }
 
 template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
@@ -360,7 +373,7 @@ void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *cons
     }
     /* batches of K-quant weights go to the tensor-core kernels (same bits, weights decoded once) */
     const bool mma = n >= 2 && c->mma && (type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K || type == TY_TYPE_Q6_K);
-    const int rows_per_block = mma ? cu_mma_rows_per_block() : QV_WARPS * QV_ROWS;
+    const int rows_per_block = mma ? cu_mma_rows_per_block() : QV_WARPS * rows_per_warp(ne0);
     mv_jobs J;
     int blocks = 0;
     for (int i = 0; i < CU_MV_JOBS; i++) {
