@@ -86,17 +86,38 @@ else
 fi
 
 if [[ -n "$SEVEN_B" ]]; then
-    step bench bench.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf --device cuda -p 512 -n 128 -r 3 --no-bandwidth
-    step bench_depth bench_depth.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf --device cuda -p 512 -n 128 -r 2 \
-        --ctx-depth 16384 --synthetic-depth --no-bandwidth
+    # GPU memory: the process's peak as nvidia-smi samples it every 100 ms (CUDA context included)
+    peak_mem() { # peak_mem LABEL step ...: runs the step, then appends "LABEL: peak ... MiB" to mem.log
+        local label=$1
+        shift
+        nvidia-smi --query-compute-apps=used_memory --format=csv,noheader,nounits -lms 100 >"$LOG/mem.txt" 2>/dev/null &
+        local sampler=$!
+        "$@"
+        local rc=$?
+        kill $sampler 2>/dev/null
+        wait $sampler 2>/dev/null
+        echo "$label: peak process GPU memory $(sort -n "$LOG/mem.txt" | tail -1) MiB" >>"$LOG/mem.log"
+        return $rc
+    }
+    peak_mem "bench at depth 0 (context 528)" step bench bench.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf \
+        --device cuda -p 512 -n 128 -r 3 --no-bandwidth
+    peak_mem "bench at depth 16384 (context 16912)" step bench_depth bench_depth.log 300 "./$BUILD/trainyard" bench \
+        -m /tmp/m.gguf --device cuda -p 512 -n 128 -r 3 --ctx-depth 16384 --synthetic-depth --no-bandwidth
+    step bench_16k bench_16k.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf --device cuda -p 16384 -n 0 -r 2 --no-bandwidth
+    # the other types of the issue's table
+    step bench_types bench_types.log 400 bash -c "for t in Q8_0 Q4_0; do ./$BUILD/trainyard synth --preset mistral-7b \
+        --type \$t --synthetic-vocab -o /tmp/m-\$t.gguf >/dev/null && echo \$t && ./$BUILD/trainyard bench -m /tmp/m-\$t.gguf \
+        --device cuda -p 512 -n 128 -r 3 --no-bandwidth | grep -E '^(pp|tg)[0-9]' | sed \"s/^/\$t /\" || exit 1; done"
     # speculative decoding: the oracle curve with the draft preset (bench/spec_curve.sh)
     step spec spec.log 300 bash -c "./$BUILD/trainyard synth --preset draft --type Q4_K_M --synthetic-vocab \
         -o /tmp/draft.gguf >/dev/null && TRAINYARD=./$BUILD/trainyard bash bench/spec_curve.sh -d cuda -r 3 -n 128 \
         /tmp/m.gguf /tmp/draft.gguf"
-    nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>&1 | head -2
     # llama.cpp beside it, where a CUDA build of llama-bench is present (LLAMA_BENCH=path; never built here)
     if [[ -n "${LLAMA_BENCH:-}" && -x "${LLAMA_BENCH:-}" ]]; then
-        step llama_bench llama_bench.log 600 "$LLAMA_BENCH" -m /tmp/m.gguf -ngl 99 -fa 1 -p 512 -n 128 -r 3
+        step llama_bench llama_bench.log 600 bash -c "\"$LLAMA_BENCH\" -m /tmp/m.gguf -ngl 99 -fa 1 -p 512 -n 128 -r 3 &&
+            \"$LLAMA_BENCH\" -m /tmp/m.gguf -ngl 99 -fa 1 -p 512 -n 128 -d 16384 -r 2 &&
+            \"$LLAMA_BENCH\" -m /tmp/m.gguf -ngl 99 -fa 1 -p 16384 -n 0 -r 2 &&
+            for t in Q8_0 Q4_0; do \"$LLAMA_BENCH\" -m /tmp/m-\$t.gguf -ngl 99 -fa 1 -p 512 -n 128 -r 3; done"
     else
         SUMMARY+=("SKIP  llama.cpp bench (set LLAMA_BENCH to a CUDA llama-bench to compare)")
     fi
@@ -109,7 +130,9 @@ echo "==== summary (logs in $LOG)"
 printf '%s\n' "${SUMMARY[@]}" | tee "$LOG/summary.txt"
 grep -E "^test_cuda: [0-9]+ passed" "$LOG/test_cuda.log" 2>/dev/null | tee -a "$LOG/summary.txt"
 echo "==== speed (random 7B Q4_K_M, tokens/s)" | tee -a "$LOG/summary.txt"
-grep -h -E "^(pp|tg)[0-9]+" "$LOG/bench.log" "$LOG/bench_depth.log" 2>/dev/null | tee -a "$LOG/summary.txt"
+grep -h -E "^(pp|tg)[0-9]+" "$LOG/bench.log" "$LOG/bench_depth.log" "$LOG/bench_16k.log" 2>/dev/null | tee -a "$LOG/summary.txt"
+grep -h -E "^Q[0-9_]+ (pp|tg)" "$LOG/bench_types.log" 2>/dev/null | tee -a "$LOG/summary.txt"
+cat "$LOG/mem.log" 2>/dev/null | tee -a "$LOG/summary.txt"
 grep -E "\| *(pp|tg)[0-9]+" "$LOG/llama_bench.log" 2>/dev/null | sed 's/^/llama.cpp: /' | tee -a "$LOG/summary.txt"
 echo "==== speculative decoding (oracle acceptance; speedup over plain decoding)" | tee -a "$LOG/summary.txt"
 grep -E "^\| [0-9]" "$LOG/spec.log" 2>/dev/null | tee -a "$LOG/summary.txt"
