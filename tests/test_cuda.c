@@ -335,6 +335,9 @@ static void test_matvec_fast(void) {
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         test_matvec_fast_shape(g, types[i], 4352, 37, 1);
         test_matvec_fast_shape(g, types[i], 256, 300, 1);
+        /* more than 2048 rows of at most 4096: two rows per warp (fewer take one, rows_per_warp) */
+        test_matvec_fast_shape(g, types[i], 512, 2100, 1);
+        test_matvec_fast_shape(g, types[i], 512, 2100, 3);
         test_matvec_fast_shape(g, types[i], 4352, 37, 2);  /* a speculative batch: weights read once */
         test_matvec_fast_shape(g, types[i], 768, 45, 5);   /* 8-token kernel, 3 rows unused */
         test_matvec_fast_shape(g, types[i], 4352, 21, 8);

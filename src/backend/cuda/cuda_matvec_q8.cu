@@ -335,15 +335,15 @@ int cu_act_format(uint32_t type) {
     }
 }
 
-/* Rows per warp: QV_ROWS, but one for rows of more than 4096 elements (w_down's 14336): their
- * matrices have few rows for many bytes, so two rows per warp left too few warps to keep the loads
- * in flight (H100, random 7B, tg128: Q8_0 270 -> 276, Q4_0 402 -> 410, Q4_K_M 372 -> 375 via its
- * Q6_K w_down; one row per warp for every Q4_K matrix lost 5%). */
-static int rows_per_warp(int ne0) { return ne0 > 4096 ? 1 : QV_ROWS; }
+/* Rows per warp: QV_ROWS, but one for rows of more than 4096 elements (w_down's 14336) and for
+ * launches of at most 2048 rows (Q4_K_M's Q6_K w_v alone: 1024 rows): those have few rows for their
+ * bytes, and two rows per warp left too few warps to keep the loads in flight (H100, random 7B,
+ * tg128: wide rows Q8_0 270 -> 276, Q4_0 402 -> 410, Q4_K_M 372 -> 375; few rows Q4_K_M 375 -> 380;
+ * one row per warp for every Q4_K matrix lost 5%). */
+static int rows_per_warp(int ne0, int64_t rows) { return ne0 > 4096 || rows <= 2048 ? 1 : QV_ROWS; }
 
-template <int T, int NT> static void launch_nt(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
+template <int T, int NT> static void launch_nt(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R) {
     const dim3 grid((unsigned)blocks), block(QV_WARPS * 32);
-    const int R = rows_per_warp(nb * (T == TY_TYPE_Q4_0 || T == TY_TYPE_Q8_0 ? 32 : 256));
     if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) {
         if (R == 1) cu_launch(c, k_matvec_q8_kq<T, NT, 1>, grid, block, J, nb, c->xq, n);
         else cu_launch(c, k_matvec_q8_kq<T, NT, QV_ROWS>, grid, block, J, nb, c->xq, n);
@@ -353,12 +353,12 @@ template <int T, int NT> static void launch_nt(cuda_backend *c, const mv_jobs &J
     }
 }
 
-template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
-    if (n == 1) launch_nt<T, 1>(c, J, blocks, nb, n);
-    else if (n == 2) launch_nt<T, 2>(c, J, blocks, nb, n);
-    else if (n <= 4) launch_nt<T, 4>(c, J, blocks, nb, n);
-    else if (n <= 8) launch_nt<T, 8>(c, J, blocks, nb, n);
-    else launch_nt<T, 16>(c, J, blocks, nb, n);
+template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R) {
+    if (n == 1) launch_nt<T, 1>(c, J, blocks, nb, n, R);
+    else if (n == 2) launch_nt<T, 2>(c, J, blocks, nb, n, R);
+    else if (n <= 4) launch_nt<T, 4>(c, J, blocks, nb, n, R);
+    else if (n <= 8) launch_nt<T, 8>(c, J, blocks, nb, n, R);
+    else launch_nt<T, 16>(c, J, blocks, nb, n, R);
 }
 
 void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add, int n_jobs,
@@ -373,7 +373,10 @@ void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *cons
     }
     /* batches of K-quant weights go to the tensor-core kernels (same bits, weights decoded once) */
     const bool mma = n >= 2 && c->mma && (type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K || type == TY_TYPE_Q6_K);
-    const int rows_per_block = mma ? cu_mma_rows_per_block() : QV_WARPS * rows_per_warp(ne0);
+    int64_t rows = 0;
+    for (int i = 0; i < n_jobs; i++) rows += w[i]->ne1;
+    const int R = rows_per_warp(ne0, rows);
+    const int rows_per_block = mma ? cu_mma_rows_per_block() : QV_WARPS * R;
     mv_jobs J;
     int blocks = 0;
     for (int i = 0; i < CU_MV_JOBS; i++) {
@@ -404,11 +407,11 @@ void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *cons
         return;
     }
     switch (type) {
-    case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, J, blocks, nb, (int)n); break;
-    case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, J, blocks, nb, (int)n); break;
-    case TY_TYPE_Q4_K: launch_type<TY_TYPE_Q4_K>(c, J, blocks, nb, (int)n); break;
-    case TY_TYPE_Q5_K: launch_type<TY_TYPE_Q5_K>(c, J, blocks, nb, (int)n); break;
-    case TY_TYPE_Q6_K: launch_type<TY_TYPE_Q6_K>(c, J, blocks, nb, (int)n); break;
+    case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, J, blocks, nb, (int)n, R); break;
+    case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, J, blocks, nb, (int)n, R); break;
+    case TY_TYPE_Q4_K: launch_type<TY_TYPE_Q4_K>(c, J, blocks, nb, (int)n, R); break;
+    case TY_TYPE_Q5_K: launch_type<TY_TYPE_Q5_K>(c, J, blocks, nb, (int)n, R); break;
+    case TY_TYPE_Q6_K: launch_type<TY_TYPE_Q6_K>(c, J, blocks, nb, (int)n, R); break;
     default: cu_fail(c, "matmul: no 8-bit kernel for %s", ty_type_name(type));
     }
 }
