@@ -52,18 +52,18 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+/* Four 8x8 b16 matrices from shared memory (lanes 8i..8i+7 give matrix i's row addresses); TRANS
+ * hands each lane the transposed elements. */
+template <bool TRANS> __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-#endif
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
+    if (TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(addr));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(addr));
 #endif
 }
 
@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(32 * TC_WARPS)
 #pragma unroll
             for (int kp = 0; kp < TC_HD / 32; kp++) {
                 uint32_t b[4];
-                ldsm_x4(b, smem_addr(Kt + (8 * nt + lane % 8) * TC_STRIDE + 32 * kp + 8 * (lane / 8)));
+                ldsm_x4<false>(b, smem_addr(Kt + (8 * nt + lane % 8) * TC_STRIDE + 32 * kp + 8 * (lane / 8)));
                 mma_f16(s[nt], qa[2 * kp], b[0], b[1]);
                 mma_f16(s[nt], qa[2 * kp + 1], b[2], b[3]);
             }
@@ -222,7 +222,7 @@ __global__ void __launch_bounds__(32 * TC_WARPS)
             for (int dp = 0; dp < TC_HD / 16; dp++) {
                 uint32_t b[4];
                 const int mi = lane / 8;
-                ldsm_x4_trans(b, smem_addr(Vt + (16 * ks + 8 * (mi & 1) + lane % 8) * TC_STRIDE + 8 * (2 * dp + (mi >> 1))));
+                ldsm_x4<true>(b, smem_addr(Vt + (16 * ks + 8 * (mi & 1) + lane % 8) * TC_STRIDE + 8 * (2 * dp + (mi >> 1))));
                 mma_f16(o[2 * dp], pa[ks], b[0], b[1]);
                 mma_f16(o[2 * dp + 1], pa[ks], b[2], b[3]);
             }
