@@ -336,8 +336,8 @@ static void test_matvec_fast(void) {
         test_matvec_fast_shape(g, types[i], 4352, 37, 1);
         test_matvec_fast_shape(g, types[i], 256, 300, 1);
         /* more than 2048 rows of at most 4096: two rows per warp (fewer take one, rows_per_warp) */
-        test_matvec_fast_shape(g, types[i], 512, 2100, 1);
-        test_matvec_fast_shape(g, types[i], 512, 2100, 3);
+        test_matvec_fast_shape(g, types[i], 512, 2101, 1); /* odd: a warp's second row clamped */
+        test_matvec_fast_shape(g, types[i], 512, 2101, 3);
         test_matvec_fast_shape(g, types[i], 4352, 37, 2);  /* a speculative batch: weights read once */
         test_matvec_fast_shape(g, types[i], 768, 45, 5);   /* 8-token kernel, 3 rows unused */
         test_matvec_fast_shape(g, types[i], 4352, 21, 8);
@@ -671,9 +671,12 @@ static void test_attention(ty_backend *cpu, ty_backend *gpu) {
                                                               {96, 4, 2},   {128, 16, 2}, {128, 8, 8}};
     const uint32_t kv_types[] = {TY_TYPE_F32, TY_TYPE_F16, TY_TYPE_Q8_0};
     /* (pos0, n) steps: a 70-token prefill (two key tiles), 3 decode steps, a 5-token batch, one more,
-     * then a 17-token prompt chunk that starts mid-tile (a prompt kernel at pos0 > 0) */
-    const int64_t steps[][2] = {{0, 70}, {70, 1}, {71, 1}, {72, 1}, {73, 5}, {78, 1}, {79, 17}};
-    const int64_t n_ctx = 96, total = 96;
+     * a 17-token prompt chunk that starts mid-tile (a prompt kernel at pos0 > 0), one of 30, a batch
+     * across the first 128-key split boundary, a 125-token chunk, then decode with 3 splits and a
+     * batch of 2 (the split kernel's combine of several splits, empty splits of a batch's first token) */
+    const int64_t steps[][2] = {{0, 70},   {70, 1},  {71, 1},    {72, 1},   {73, 5},  {78, 1},
+                                {79, 17},  {96, 30}, {126, 5},   {131, 125}, {256, 1}, {257, 2}};
+    const int64_t n_ctx = 300, total = 259, NB = 125; /* NB: the longest step */
     const int n_cfg = quick ? 1 : (int)(sizeof cfgs / sizeof cfgs[0]);
     /* The tensor-core path rounds q and the probabilities to fp16 (unit roundoff 2^-11): each score
      * moves by up to 2^-11 sum|q k| scale (~5e-3 here, ~5e-4 typically) and the output by about that
@@ -701,16 +704,16 @@ static void test_attention(ty_backend *cpu, ty_backend *gpu) {
             const ty_weight *ws[] = {NULL, NULL, NULL, NULL, &Q.w, &Kt.w, &Vt.w};
             ty_err err = {0};
             void *kc = NULL, *vc = NULL, *kg = NULL, *vg = NULL;
-            CHECK(cpu->ops->reserve(cpu, &hp, 70, n_ctx, &err) == TY_OK, "cpu reserve: %s", err.msg);
-            CHECK(gpu->ops->reserve(gpu, &hp, 70, n_ctx, &err) == TY_OK, "gpu reserve: %s", err.msg);
+            CHECK(cpu->ops->reserve(cpu, &hp, NB, n_ctx, &err) == TY_OK, "cpu reserve: %s", err.msg);
+            CHECK(gpu->ops->reserve(gpu, &hp, NB, n_ctx, &err) == TY_OK, "gpu reserve: %s", err.msg);
             cpu->ops->kv_new(cpu, (size_t)n_ctx, rb, &kc, &err);
             cpu->ops->kv_new(cpu, (size_t)n_ctx, rb, &vc, &err);
             CHECK(gpu->ops->kv_new(gpu, (size_t)n_ctx, rb, &kg, &err) == TY_OK, "kv_new: %s", err.msg);
             CHECK(gpu->ops->kv_new(gpu, (size_t)n_ctx, rb, &vg, &err) == TY_OK, "kv_new: %s", err.msg);
             if (!upload(gpu, ws, 7) && kc && vc && kg && vg) {
                 float *qd = gpu_rows(gpu, &Q, total), *kd = gpu_rows(gpu, &Kt, total), *vd = gpu_rows(gpu, &Vt, total);
-                float *od = gpu_buf(gpu, (size_t)(70 * QW));
-                float *oref = malloc(sizeof(float) * (size_t)(70 * QW));
+                float *od = gpu_buf(gpu, (size_t)(NB * QW));
+                float *oref = malloc(sizeof(float) * (size_t)(NB * QW));
                 double worst = 0, worst_mma = 0; /* error / tolerance */
                 for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
                     const int64_t p0 = steps[s][0], n = steps[s][1];
@@ -1075,7 +1078,8 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
         CHECK(last_attn_mma == 0, "%s: TY_CUDA_NO_MMA=1 still ran the tensor-core attention", label);
         check_rel("fast prompt F16 KV, tensor-core vs fp32 attention", label, tc, fp, NV, 2e-3);
         if (getenv("TY_TEST_VERBOSE")) printf("  %-40s tensor-core attention calls: %lld\n", label, (long long)mma);
-        if (gpu_fast->desc.hp.head_dim == 128 && n > 16 && !mma_off)
+        const int64_t G = gpu_fast->desc.hp.n_head / gpu_fast->desc.hp.n_head_kv;
+        if (gpu_fast->desc.hp.head_dim == 128 && 64 % G == 0 && n > 16 && !mma_off)
             CHECK(mma > 0, "%s: a %d-token prompt over an F16 cache did not reach the tensor-core attention", label, n);
         free(tc);
         free(fp);
@@ -1087,10 +1091,17 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
           *d16 = eval_all(gpu_fast, ids, n, 16, TY_KV_F32);
     CHECK(d1 && d5 && d16 && memcmp(d1, d5, N * sizeof(float)) == 0 && memcmp(d1, d16, N * sizeof(float)) == 0,
           "%s fast path: batches of 5 and 16 tokens differ from one-token decoding", label);
+    {   /* the same over an F16 cache (the split kernel's other instance) */
+        float *h1 = eval_all(gpu_fast, ids, n, 1, TY_KV_F16), *h16 = eval_all(gpu_fast, ids, n, 16, TY_KV_F16);
+        CHECK(h1 && h16 && memcmp(h1, h16, N * sizeof(float)) == 0,
+              "%s fast path, F16 KV: batches of 16 tokens differ from one-token decoding", label);
+        free(h1);
+        free(h16);
+    }
     /* fused ops (rmsnorm/swiglu + quantize, matmul_add, rope_store) against the separate ops: decode
      * bit for bit with each KV cache type; prompts (cuBLAS, matmul_add with beta = 1) within rounding */
-    /* d16 was the last: did attention quantize its output for w_o (head_dim 128, every layer's w_o of
-     * one 8-bit activation format, an even head count for Q8_K)? */
+    /* h16 (F16 cache, batches of 16) was the last evaluation: did attention quantize its output for
+     * w_o (head_dim 128, every layer's w_o of one 8-bit activation format, an even head count for Q8_K)? */
     const int64_t attn_quant = last_attn_quant;
     float *u1 = eval_unfused(gpu_fast, ids, n, 1, TY_KV_F32);
     CHECK(same_logits(d1, u1, N), "%s fast decode (F32 KV): fused ops differ from the unfused ones", label);
@@ -1099,7 +1110,8 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
         int fmt = act_format(d->layers[0].wo.type);
         for (int64_t l = 1; l < d->hp.n_layer; l++)
             if (act_format(d->layers[l].wo.type) != fmt) fmt = 0;
-        const int fusable = d->hp.head_dim == 128 && fmt != 0 && (fmt == 1 || d->hp.n_head % 2 == 0);
+        const int64_t G = d->hp.n_head / d->hp.n_head_kv; /* the split kernel takes G <= 8 */
+        const int fusable = d->hp.head_dim == 128 && G <= 8 && fmt != 0 && (fmt == 1 || d->hp.n_head % 2 == 0);
         const int64_t expect = fusable ? (int64_t)n * d->hp.n_layer : 0; /* every layer, every token */
         CHECK(attn_quant == expect, "%s: attention quantized %lld rows for w_o decoding %d tokens in batches of 16 (expected %lld)",
               label, (long long)attn_quant, n, (long long)expect);

@@ -8,9 +8,9 @@
  * ty_attn_tiled does, with each thread owning the output dimensions d = tid, tid + ATT_THREADS, ...
  * (V rows are read coalesced). Query head h reads KV head h / (n_head / n_head_kv).
  *
- * Known costs, for later: every query head re-reads its KV head (no sharing across the group), and
- * decode runs only n_head blocks (no split over the keys), which leaves most SMs idle at long
- * contexts. */
+ * It serves what the kernels below do not: other head sizes, a Q8_0 cache, and decode where the
+ * split kernel does not apply (more than 8 query heads per KV head). Every query head re-reads its
+ * KV head, and there is no split over the keys. */
 #include <math.h>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -464,7 +464,7 @@ __global__ void __launch_bounds__(FA_HD *(ACT == CU_ACT_Q8_K ? 2 : 1))
 
 /* The prompt tiles need more than the default 48 KiB of shared memory: allowed once per backend. */
 bool cu_attention_prepare(cuda_backend *c) {
-    return cu_attention_mma_prepare(c) &&
+    return (!c->mma || cu_attention_mma_prepare(c)) &&
            CU_OK(c, cudaFuncSetAttribute(k_attention_tiles<TY_TYPE_F16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)FA_SMEM)) &&
            CU_OK(c, cudaFuncSetAttribute(k_attention_tiles<TY_TYPE_F32>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -518,12 +518,14 @@ bool cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
         if (quantized) c->n_attn_quant += n;
         return quantized;
     }
-    if (n >= FA_BQ / 2 && cu_attention_mma_usable(c, kv_type, head_dim, n_head, n_head_kv)) {
+    /* prompts only: a batch of up to CU_MV_MAX_TOKENS (a speculative verification) that the split
+     * kernel cannot take goes to k_attention below, which computes each token as it would alone */
+    if (n > CU_MV_MAX_TOKENS && cu_attention_mma_usable(c, kv_type, head_dim, n_head, n_head_kv)) {
         c->capture_bad |= c->capturing; /* the position is passed by value (prompts) */
         cu_launch_attention_mma(c, q, k, v, row_bytes, n, pos0, n_head, n_head_kv, out);
         return false;
     }
-    if (n >= FA_BQ / 2 && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
+    if (n > CU_MV_MAX_TOKENS && head_dim == FA_HD && (kv_type == TY_TYPE_F16 || kv_type == TY_TYPE_F32)) {
         c->capture_bad |= c->capturing; /* the tiles take the position by value (and serve prompts) */
         dim3 g((unsigned)((n + FA_BQ - 1) / FA_BQ), (unsigned)n_head);
         if (kv_type == TY_TYPE_F16) {

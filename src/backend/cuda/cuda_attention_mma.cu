@@ -12,8 +12,8 @@
  * the most keys are launched first (the grid walks the tokens from the end), so the long ones do not
  * form the tail.
  *
- * Numbers: Q and P are rounded to fp16 (unit roundoff 2^-11) as llama.cpp's flash attention does; the
- * keys and values already are fp16. Scores, the running max and sum, and the output stay fp32; the
+ * Numbers: Q (scaled first, in fp32) and P are rounded to fp16 (unit roundoff 2^-11) as llama.cpp's
+ * flash attention does; the keys and values already are fp16. Scores, the running max and sum, and the output stay fp32; the
  * softmax uses exp2 of scores pre-multiplied by log2(e). tests/test_cuda.c states the resulting bound.
  *
  * Fragment layouts (PTX ISA, mma.m16n8k16 .f16): lane = 4 g + c. A (16 x 16, row-major): a0 = row g,
@@ -137,8 +137,9 @@ __global__ void __launch_bounds__(32 * TC_WARPS)
                 lo = *(const float2 *)qr;
                 hi = *(const float2 *)(qr + 8);
             }
-            qa[ks][i] = pack_half2(lo.x, lo.y);
-            qa[ks][2 + i] = pack_half2(hi.x, hi.y);
+            /* scaled in fp32 first (by log2(e) / sqrt(128)), so that a large q does not overflow fp16 */
+            qa[ks][i] = pack_half2(lo.x * scale_log2, lo.y * scale_log2);
+            qa[ks][2 + i] = pack_half2(hi.x * scale_log2, hi.y * scale_log2);
         }
 
     float o[TC_HD / 8][4];
@@ -183,7 +184,7 @@ __global__ void __launch_bounds__(32 * TC_WARPS)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int i = e / 2;
-                float v = s[nt][e] * scale_log2;
+                float v = s[nt][e]; /* already in log2 units: q carried the scale */
                 if (masked && k0 + 8 * nt + 2 * c + (e & 1) > qpos[i]) v = -INFINITY;
                 s[nt][e] = v;
                 mx[i] = fmaxf(mx[i], v);

@@ -262,7 +262,7 @@ static int ensure_xq(cuda_backend *c, const ty_hparams *hp, ty_err *err) {
 
 /* Workspace of the split-KV decode attention (cuda_attention.cu): for each query head and each split
  * of CU_ATTN_SPLIT_KEYS keys and each query of a batch of up to CU_MV_MAX_TOKENS, 128 + 4 floats
- * (a 32k context, 32 heads: 8.7 MB per query). */
+ * (a 32k context, 32 heads: 4.3 MB per query). */
 static int ensure_attn_part(cuda_backend *c, const ty_hparams *hp, int64_t n_ctx, int64_t n_queries, ty_err *err) {
     if (n_queries < 1) n_queries = 1;
     const int64_t need = n_queries * hp->n_head * ((n_ctx + CU_ATTN_SPLIT_KEYS - 1) / CU_ATTN_SPLIT_KEYS) * 132;

@@ -13,8 +13,8 @@
  * same in a release build.
  *
  * Fusion. To launch fewer kernels per decode step, some ops do the next op's work on the way:
- * rmsnorm and swiglu also write their output as the 8-bit activations the next matmul would make
- * of it (cu_xq_*), matmul_add adds the product into the residual in the matmul's last store, and
+ * rmsnorm, swiglu and decode attention's combine also write their output as the 8-bit activations
+ * the next matmul would make of it (cu_xq_*), matmul_add adds the product into the residual in the matmul's last store, and
  * rope_store rotates q and k and fills both KV caches in one launch, and fast-path matmuls of one
  * quantized input (q, k, v; gate, up) are launched as one kernel (cu_mv_defer). Each gives the bits
  * of the unfused ops. TY_CUDA_NO_FUSE=1 in the environment (read when a backend is created) turns
@@ -71,7 +71,8 @@ typedef struct cu_q8act {
 #define CU_MV_MAX_TOKENS 16
 /* Matrices of the same input, type and width that the 8-bit kernels multiply in one launch (q, k, v). */
 #define CU_MV_JOBS 3
-/* recorded decode steps kept (cuda_graph.cu): splits 1, 2, 4, ..., 2^19 (32M keys) */
+/* recorded decode steps kept (cuda_graph.cu): splits 1, 2, 4, ..., 2^19 (of 128 keys: more than any
+ * context, whose splits gridDim.y bounds at 65535) */
 #define CU_MAX_GRAPHS 20
 
 typedef struct cuda_backend {

@@ -13,7 +13,7 @@
  * Matrix-vector: a warp computes R whole rows (R = 2: the activations each lane loads serve both,
  * and a 4096-row matrix is 512 blocks, one wave on an H100; at one row per warp the Q6_K kernel's
  * 1024 blocks were 924 per wave, and the last 100 took as long as the first 924; but R = 1 for rows
- * wider than 4096, see rows_per_warp). Q4_K/Q5_K have
+ * wider than 4096 and for launches of at most 2048 rows, see rows_per_warp). Q4_K/Q5_K have
  * their own kernel (64 elements per lane, 8 whole blocks per warp step); Q4_0/Q8_0/Q6_K rows are cut into
  * tasks (a Q4_0/Q8_0 block, 64 elements of a Q6_K block), lane i taking tasks i, i+32, ..., so a
  * warp's loads cover consecutive bytes of the row. Lane sums are float, then a shuffle reduction;
@@ -71,6 +71,7 @@ template <int T> struct q8task;
  * bytes around a byte of [p, p + N), so it never leaves a row's allocation (rows are padded to 16
  * bytes, cuda_weights.cu). */
 template <int N> __device__ __forceinline__ void ld_a2(const uint8_t *p, uint32_t (&w)[N / 4]) {
+    static_assert(N >= 16 && N % 16 == 0, "whole 16-byte vectors");
     constexpr int NW = N / 4;
     const uintptr_t ad = (uintptr_t)p;
     const uint4 *v = (const uint4 *)(ad & ~(uintptr_t)15);
