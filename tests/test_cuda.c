@@ -48,6 +48,12 @@
 
 static int quick;
 static int attn_fast; /* test_attention's GPU backend is off the exact path */
+
+/* TY_CUDA_NO_MMA set (not "0"): the backend keeps its tensor-core kernels off. */
+static int mma_off(void) {
+    const char *e = getenv("TY_CUDA_NO_MMA");
+    return e && *e && strcmp(e, "0") != 0;
+}
 static unsigned long long rng = 0x1234567ull;
 
 static double now_s(void) {
@@ -782,8 +788,7 @@ static void test_attention(ty_backend *cpu, ty_backend *gpu) {
             free_weight(&Kt);
             free_weight(&Vt);
         }
-    const char *no_mma = getenv("TY_CUDA_NO_MMA");
-    if (attn_fast && !(no_mma && *no_mma && strcmp(no_mma, "0") != 0))
+    if (attn_fast && !mma_off())
         CHECK(mma_used, "attention (fast path): the tensor-core prompt kernel never ran");
     else
         CHECK(!mma_used, "attention (exact path or TY_CUDA_NO_MMA): the tensor-core prompt kernel ran");
@@ -1070,16 +1075,15 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
         const size_t NV = (size_t)n * (size_t)ty_n_vocab(gpu_fast);
         float *tc = eval_all(gpu_fast, ids, n, 512, TY_KV_F16);
         const int64_t mma = last_attn_mma;
-        const char *no_mma = getenv("TY_CUDA_NO_MMA");
-        const int mma_off = no_mma && *no_mma && strcmp(no_mma, "0") != 0;
+        const int no_mma = mma_off();
         setenv("TY_CUDA_NO_MMA", "1", 1);
         float *fp = eval_all(gpu_fast, ids, n, 512, TY_KV_F16);
-        if (!mma_off) unsetenv("TY_CUDA_NO_MMA");
+        if (!no_mma) unsetenv("TY_CUDA_NO_MMA");
         CHECK(last_attn_mma == 0, "%s: TY_CUDA_NO_MMA=1 still ran the tensor-core attention", label);
         check_rel("fast prompt F16 KV, tensor-core vs fp32 attention", label, tc, fp, NV, 2e-3);
         if (getenv("TY_TEST_VERBOSE")) printf("  %-40s tensor-core attention calls: %lld\n", label, (long long)mma);
         const int64_t G = gpu_fast->desc.hp.n_head / gpu_fast->desc.hp.n_head_kv;
-        if (gpu_fast->desc.hp.head_dim == 128 && 64 % G == 0 && n > 16 && !mma_off)
+        if (gpu_fast->desc.hp.head_dim == 128 && 64 % G == 0 && n > 16 && !no_mma)
             CHECK(mma > 0, "%s: a %d-token prompt over an F16 cache did not reach the tensor-core attention", label, n);
         free(tc);
         free(fp);

@@ -233,19 +233,15 @@ int cmd_bench(int argc, char **argv) {
     ty_token *toks = malloc(sizeof *toks * (size_t)(bench_p > 1 ? bench_p : 1));
     uint64_t rng = 1234;
     if (!tps || !toks) ret = ret ? ret : cli_fail("bench", "out of memory");
-    /* warm-up: page the weights in and start the threads */
-    if (!ret) {
-        random_tokens(toks, 1, info.n_vocab, &rng);
-        if (fill(c, 0, info.n_vocab, &rng, 0) || ty_context_eval(c, toks, 1, TY_LOGITS_LAST))
+    /* warm-up: page the weights in and start the threads with one token; a GPU also loads each
+     * kernel on its first launch (the first pp512 on an H100 took 4x the others), so there a short
+     * prompt runs the prompt kernels once too */
+    const int64_t warm[2] = {1, on_cpu ? 0 : bench_p < 64 ? bench_p : 64};
+    for (int i = 0; i < 2 && !ret; i++) {
+        if (i > 0 && warm[i] <= 1) break;
+        random_tokens(toks, warm[i], info.n_vocab, &rng);
+        if (fill(c, 0, info.n_vocab, &rng, 0) || ty_context_eval(c, toks, warm[i], TY_LOGITS_LAST))
             ret = cli_fail("bench", ty_context_errmsg(c));
-        /* a GPU loads each kernel on its first launch (the first pp512 on an H100 took 4x the
-         * others): a short prompt first runs the prompt kernels once */
-        const int64_t warm_p = bench_p < 64 ? bench_p : 64;
-        if (!ret && !on_cpu && warm_p > 1) {
-            random_tokens(toks, warm_p, info.n_vocab, &rng);
-            if (fill(c, 0, info.n_vocab, &rng, 0) || ty_context_eval(c, toks, warm_p, TY_LOGITS_LAST))
-                ret = cli_fail("bench", ty_context_errmsg(c));
-        }
     }
     if (!ret && bench_p > 0) {
         for (int r = 0; r < reps && !ret; r++) {

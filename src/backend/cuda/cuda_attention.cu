@@ -462,6 +462,12 @@ __global__ void __launch_bounds__(FA_HD *(ACT == CU_ACT_Q8_K ? 2 : 1))
     }
 }
 
+/* The split kernel for G query heads per KV head (G <= 8): the smallest instance that serves G. */
+template <int KT> static auto split_kernel(int64_t G) {
+    return G <= 1 ? k_attn_split<KT, 1, 4> : G <= 2 ? k_attn_split<KT, 2, 4> : G <= 4 ? k_attn_split<KT, 4, 4>
+                                                                              : k_attn_split<KT, 8, 4>;
+}
+
 /* The prompt tiles need more than the default 48 KiB of shared memory: allowed once per backend. */
 bool cu_attention_prepare(cuda_backend *c) {
     return (!c->mma || cu_attention_mma_prepare(c)) &&
@@ -495,28 +501,21 @@ bool cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
         if (c->capturing) splits = c->cap_splits < fit ? c->cap_splits : fit;
         dim3 g((unsigned)n_head_kv, (unsigned)splits, (unsigned)n);
         const dim3 block(32 * DEC_WARPS);
-        void (*kern)(const float *, const uint8_t *, const uint8_t *, uint64_t, int64_t, const int32_t *, int, int,
-                     float, float *);
-        if (kv_type == TY_TYPE_F16)
-            kern = G <= 1 ? k_attn_split<TY_TYPE_F16, 1, 4> : G <= 2 ? k_attn_split<TY_TYPE_F16, 2, 4>
-                         : G <= 4 ? k_attn_split<TY_TYPE_F16, 4, 4> : k_attn_split<TY_TYPE_F16, 8, 4>;
-        else
-            kern = G <= 1 ? k_attn_split<TY_TYPE_F32, 1, 4> : G <= 2 ? k_attn_split<TY_TYPE_F32, 2, 4>
-                         : G <= 4 ? k_attn_split<TY_TYPE_F32, 4, 4> : k_attn_split<TY_TYPE_F32, 8, 4>;
-        cu_launch(c, kern, g, block, q, k, v, row_bytes, pos0, (const int32_t *)(c->capturing ? c->step_dev + 1 : NULL),
-                  (int)n_head, (int)n_head_kv, scale, c->attn_part);
         const int32_t *pd = c->capturing ? c->step_dev + 1 : NULL;
         const float *pt = c->attn_part;
+        cu_launch(c, kv_type == TY_TYPE_F16 ? split_kernel<TY_TYPE_F16>(G) : split_kernel<TY_TYPE_F32>(G), g, block, q,
+                  k, v, row_bytes, pos0, pd, (int)n_head, (int)n_head_kv, scale, c->attn_part);
+        /* Q8_K blocks of 256 need two heads per combine block */
+        const int qa = act == CU_ACT_Q8_0 || (act == CU_ACT_Q8_K && n_head % 2 == 0) ? act : CU_ACT_NONE;
         const dim3 cg((unsigned)n_head, (unsigned)n);
-        if (act == CU_ACT_Q8_K && n_head % 2 == 0)
+        if (qa == CU_ACT_Q8_K)
             cu_launch(c, k_attn_combine<CU_ACT_Q8_K>, dim3(cg.x / 2, cg.y), dim3(2 * FA_HD), pt, (int)splits, pd, out, c->xq);
-        else if (act == CU_ACT_Q8_0)
+        else if (qa == CU_ACT_Q8_0)
             cu_launch(c, k_attn_combine<CU_ACT_Q8_0>, cg, dim3(FA_HD), pt, (int)splits, pd, out, c->xq);
         else
             cu_launch(c, k_attn_combine<CU_ACT_NONE>, cg, dim3(FA_HD), pt, (int)splits, pd, out, c->xq);
-        const bool quantized = act == CU_ACT_Q8_0 || (act == CU_ACT_Q8_K && n_head % 2 == 0);
-        if (quantized) c->n_attn_quant += n;
-        return quantized;
+        if (qa != CU_ACT_NONE) c->n_attn_quant += n;
+        return qa != CU_ACT_NONE;
     }
     /* prompts only: a batch of up to CU_MV_MAX_TOKENS (a speculative verification) that the split
      * kernel cannot take goes to k_attention below, which computes each token as it would alone */
