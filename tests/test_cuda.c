@@ -1137,6 +1137,22 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
         CHECK(plain_replays == 0 && last_graph_replays == L - 3,
               "%s fast decode: %lld of %d steps replayed (expected %d; %lld with recording off)", label,
               (long long)last_graph_replays, L, L - 3, (long long)plain_replays);
+        /* the split kernel's block size changes at 256 keys here (4096 by default): one-token steps,
+         * replayed and launched, and batches of 5 across it (one launch per size) agree bit for bit */
+        setenv("TY_CUDA_SPLIT_W8_KEYS", "256", 1);
+        float *w1 = eval_all(gpu_fast, lids, L, 1, TY_KV_F16);
+        const int64_t w1_replays = last_graph_replays;
+        float *w5 = eval_all(gpu_fast, lids, L, 5, TY_KV_F16);
+        setenv("TY_CUDA_NO_GRAPH", "1", 1);
+        float *w1p = eval_all(gpu_fast, lids, L, 1, TY_KV_F16);
+        unsetenv("TY_CUDA_NO_GRAPH");
+        unsetenv("TY_CUDA_SPLIT_W8_KEYS");
+        CHECK(w1_replays == L - 3 && same_logits(w1, w5, NL) && same_logits(w1, w1p, NL),
+              "%s fast decode: with 8 warps per attention block up to 256 keys, batches of 5 or launched steps "
+              "differ from replayed one-token steps (%lld replayed)", label, (long long)w1_replays);
+        free(w1);
+        free(w5);
+        free(w1p);
         free(plain);
         free(rec);
     }

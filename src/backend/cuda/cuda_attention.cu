@@ -235,7 +235,7 @@ static const size_t FA_SMEM = sizeof(float) * (FA_BQ * FA_HD + FA_HD * (FA_BK + 
 /* ---- decode: split-KV flash-decoding -------------------------------------------------------------- *
  * One token (or each token of a batch of up to CU_MV_MAX_TOKENS), head_dim 128, F16/F32 cache. Block
  * (KV head, split, token): SPLIT_KEYS keys of one KV head for all G = n_head / n_head_kv query heads
- * that read it, so each K/V row is loaded once. Its 4 warps take the split's keys 8 at a time in turn;
+ * that read it, so each K/V row is loaded once. Its 4 or 8 warps take the split's keys 8 at a time in turn;
  * in a warp, half-warp hw takes keys 2u + hw and lane l of it dims 8l..8l+7 (16-byte loads of F16),
  * so one load instruction covers two keys. Scores are summed over the half-warp's 16 lanes; each lane
  * keeps an online softmax (max m, sum l, 8 output dims) per head for its half's keys. The halves,
@@ -246,8 +246,6 @@ static const size_t FA_SMEM = sizeof(float) * (FA_BQ * FA_HD + FA_HD * (FA_BK + 
  * gives each token the bits of decoding it alone. */
 #define SPLIT_KEYS CU_ATTN_SPLIT_KEYS
 #define PART_STRIDE (FA_HD + 4) /* floats per (head, split): output, max, sum, padding to 16 bytes */
-#define DEC_WARPS 4
-static_assert(32 * DEC_WARPS == FA_HD, "the split kernel's last step gives each thread one output dimension");
 
 /* 8 consecutive cache elements as loaded (16 bytes of F16, 32 of F32), unpacked to float on use:
  * raw halves take half the registers while a step's loads are in flight. */
@@ -279,28 +277,27 @@ template <> struct kv8<TY_TYPE_F32> {
 __device__ __forceinline__ float part_weight(float m, float M) { return m == -INFINITY ? 0.f : expf(m - M); }
 
 /* GM: the most query heads per KV head the instance serves (G <= GM); DP: key pairs per warp step
- * (4: 8 keys. 8 pairs cost registers and occupancy: 16k-depth tg128 254 where 4 pairs gave 267). */
-template <int KT, int GM, int DP>
+ * (4: 8 keys. 8 pairs cost registers and occupancy: 16k-depth tg128 254 where 4 pairs gave 267).
+ * DEC_WARPS: 4 or 8 warps, which deal the keys differently and so round differently: a token's W is
+ * a function of its own key count (split_warps), never of the batch around it. The grid's tokens
+ * are t0, t0 + 1, ... of the batch. */
+template <int KT, int GM, int DP, int DEC_WARPS>
 __global__ void __launch_bounds__(32 * DEC_WARPS)
     k_attn_split(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
                  uint64_t row_bytes, int64_t pos0, const int32_t *pos_dev, int n_head, int n_head_kv, float scale,
-                 float *__restrict__ part) {
+                 float *__restrict__ part, int t0) {
     __shared__ float wm[DEC_WARPS][GM], wl[DEC_WARPS][GM];
     __shared__ __align__(16) float wacc[DEC_WARPS][GM][FA_HD];
     cu_pdl_wait(); /* launched with cu_launch (PDL) */
     cu_pdl_trigger();
-    if (pos_dev) pos0 = *pos_dev; /* a recorded step: the position is data, and gridDim.y a bound */
-    const int kvh = blockIdx.x, split = blockIdx.y, n_splits = gridDim.y, t = blockIdx.z;
+    const int kvh = blockIdx.x, split = blockIdx.y, n_splits = gridDim.y, t = t0 + blockIdx.z;
     const int G = n_head / n_head_kv, warp = threadIdx.x / 32, lane = threadIdx.x % 32, hw = lane / 16, sub = lane % 16;
-    const int64_t n_keys = pos0 + t + 1; /* query t sees keys 0..pos0+t, exactly as a decode step there */
-    const int64_t kb = (int64_t)split * SPLIT_KEYS, ke = min(kb + SPLIT_KEYS, n_keys);
-    if (pos_dev && kb >= n_keys) return; /* past the recorded step's keys: the combine does not read it */
     q += (int64_t)t * n_head * FA_HD;
     part += (int64_t)t * n_head * n_splits * PART_STRIDE;
     const int64_t e0 = (int64_t)kvh * FA_HD + 8 * sub; /* this lane's first element in a cache row */
     float qv[GM][8], m[GM], l[GM], acc[GM][8];
 #pragma unroll
-    for (int h = 0; h < GM; h++) {
+    for (int h = 0; h < GM; h++) { /* q is loaded before the position: one memory round trip, not two */
         const float *qr = q + (int64_t)(kvh * G + min(h, G - 1)) * FA_HD + 8 * sub;
         const float4 a = *(const float4 *)qr, b = *(const float4 *)(qr + 4);
         qv[h][0] = a.x * scale, qv[h][1] = a.y * scale, qv[h][2] = a.z * scale, qv[h][3] = a.w * scale;
@@ -309,6 +306,10 @@ __global__ void __launch_bounds__(32 * DEC_WARPS)
 #pragma unroll
         for (int i = 0; i < 8; i++) acc[h][i] = 0.f;
     }
+    if (pos_dev) pos0 = *pos_dev; /* a recorded step: the position is data, and gridDim.y a bound */
+    const int64_t n_keys = pos0 + t + 1; /* query t sees keys 0..pos0+t, exactly as a decode step there */
+    const int64_t kb = (int64_t)split * SPLIT_KEYS, ke = min(kb + SPLIT_KEYS, n_keys);
+    if (pos_dev && kb >= n_keys) return; /* past the recorded step's keys: the combine does not read it */
     for (int64_t p0 = kb + 2 * DP * warp; p0 < ke; p0 += 2 * DP * DEC_WARPS) {
         kv8<KT> k[DP], v[DP];
 #pragma unroll
@@ -385,8 +386,8 @@ __global__ void __launch_bounds__(32 * DEC_WARPS)
         }
     }
     __syncthreads();
-    const int d = threadIdx.x; /* one output dimension per thread: 32 * DEC_WARPS == FA_HD */
-    for (int h = 0; h < G; h++) {
+    for (int i = threadIdx.x; i < G * FA_HD; i += 32 * DEC_WARPS) { /* (head, output dimension) per thread */
+        const int h = i / FA_HD, d = i % FA_HD;
         float M = wm[0][h];
 #pragma unroll
         for (int w = 1; w < DEC_WARPS; w++) M = fmaxf(M, wm[w][h]);
@@ -463,10 +464,19 @@ __global__ void __launch_bounds__(FA_HD *(ACT == CU_ACT_Q8_K ? 2 : 1))
 }
 
 /* The split kernel for G query heads per KV head (G <= 8): the smallest instance that serves G. */
-template <int KT> static auto split_kernel(int64_t G) {
-    return G <= 1 ? k_attn_split<KT, 1, 4> : G <= 2 ? k_attn_split<KT, 2, 4> : G <= 4 ? k_attn_split<KT, 4, 4>
-                                                                              : k_attn_split<KT, 8, 4>;
+template <int KT, int W> static auto split_kernel(int64_t G) {
+    return G <= 1 ? k_attn_split<KT, 1, 4, W> : G <= 2 ? k_attn_split<KT, 2, 4, W> : G <= 4 ? k_attn_split<KT, 4, 4, W>
+                                                                              : k_attn_split<KT, 8, 4, W>;
 }
+template <int KT> static auto split_kernel(int64_t G, int W) {
+    return W == 8 ? split_kernel<KT, 8>(G) : split_kernel<KT, 4>(G);
+}
+
+/* Warps per split block for a token that sees n_keys keys: 8 up to c->split_w8_keys (CU_ATTN_W8_KEYS;
+ * a short context: each block's chain of dependent steps is then the time; tg128 on an H100 +2% at
+ * depth 0, +4% at 4k), 4 beyond (the splits fill the GPU: at 16k 270 against 254 with 8). The choice
+ * changes rounding, so it depends on the token alone, never on the batch around it. */
+static int split_warps(const cuda_backend *c, int64_t n_keys) { return n_keys <= c->split_w8_keys ? 8 : 4; }
 
 /* The prompt tiles need more than the default 48 KiB of shared memory: allowed once per backend. */
 bool cu_attention_prepare(cuda_backend *c) {
@@ -499,12 +509,21 @@ bool cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
         /* a recording serves every position of its power of two of splits: the grid is that bound
          * (or all the workspace holds, the context's last position included), the rest stay empty */
         if (c->capturing) splits = c->cap_splits < fit ? c->cap_splits : fit;
-        dim3 g((unsigned)n_head_kv, (unsigned)splits, (unsigned)n);
-        const dim3 block(32 * DEC_WARPS);
         const int32_t *pd = c->capturing ? c->step_dev + 1 : NULL;
         const float *pt = c->attn_part;
-        cu_launch(c, kv_type == TY_TYPE_F16 ? split_kernel<TY_TYPE_F16>(G) : split_kernel<TY_TYPE_F32>(G), g, block, q,
-                  k, v, row_bytes, pos0, pd, (int)n_head, (int)n_head_kv, scale, c->attn_part);
+        /* tokens [0, n8) take 8 warps, the rest 4 (split_warps); a recording's one token: its splits'
+         * power of two decides, which puts the same positions on the same side of CU_ATTN_W8_KEYS */
+        int64_t n8 = 0;
+        if (c->capturing) n8 = split_warps(c, splits * SPLIT_KEYS) == 8 ? n : 0;
+        else
+            while (n8 < n && split_warps(c, pos0 + n8 + 1) == 8) n8++;
+        for (int W = 8; W >= 4; W -= 4) {
+            const int64_t t0 = W == 8 ? 0 : n8, t1 = W == 8 ? n8 : n;
+            if (t1 <= t0) continue;
+            const dim3 g((unsigned)n_head_kv, (unsigned)splits, (unsigned)(t1 - t0)), block(32 * W);
+            cu_launch(c, kv_type == TY_TYPE_F16 ? split_kernel<TY_TYPE_F16>(G, W) : split_kernel<TY_TYPE_F32>(G, W), g,
+                      block, q, k, v, row_bytes, pos0, pd, (int)n_head, (int)n_head_kv, scale, c->attn_part, (int)t0);
+        }
         /* Q8_K blocks of 256 need two heads per combine block */
         const int qa = act == CU_ACT_Q8_0 || (act == CU_ACT_Q8_K && n_head % 2 == 0) ? act : CU_ACT_NONE;
         const dim3 cg((unsigned)n_head, (unsigned)n);

@@ -628,6 +628,8 @@ extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_inde
 #ifndef NDEBUG
     c->sync_each_op = 1;
 #endif
+    const char *w8 = getenv("TY_CUDA_SPLIT_W8_KEYS"); /* tests: 128 times a power of two */
+    c->split_w8_keys = w8 && *w8 ? atoll(w8) : CU_ATTN_W8_KEYS;
     const char *sync = getenv("TY_CUDA_SYNC");
     if (sync && *sync && strcmp(sync, "0") != 0) c->sync_each_op = 1;
     const char *no_graph = getenv("TY_CUDA_NO_GRAPH");

@@ -86,6 +86,7 @@ typedef struct cuda_backend {
     int fuse;               /* fused ops on (the default; TY_CUDA_NO_FUSE=1: off) */
     int pdl;                /* decode kernels launched with PDL (cu_launch; TY_CUDA_NO_PDL=1: off) */
     int mma;                /* batches of 2..16 tokens on tensor cores (sm_80+; TY_CUDA_NO_MMA=1: off) */
+    int64_t split_w8_keys;  /* decode attention: 8 warps per block up to this many keys, then 4 */
     /* the fast path's 8-bit activation vectors: CU_MV_MAX_TOKENS rows of xq_cap elements (the
      * widest matmul input) */
     cu_q8act xq;
@@ -190,6 +191,9 @@ void cu_launch_get_rows(cuda_backend *c, const cu_weight *w, const int32_t *ids_
 void cu_launch_matmul(cuda_backend *c, const cu_weight *w, const float *x, int64_t n, float *y, bool add);
 /* Keys per block of the split-KV decode attention. */
 #define CU_ATTN_SPLIT_KEYS 128
+/* ... with 8 warps per block for a token of up to this many keys, 4 beyond (split_warps; 128 times
+ * a power of two, so that a recording's power-of-two split count puts a position on the same side) */
+#define CU_ATTN_W8_KEYS 4096
 /* Prompt matmuls of at least this many tokens go to cuBLAS on the fast path. */
 #define CU_GEMM_MIN_TOKENS (CU_MV_MAX_TOKENS + 1)
 int cu_gemm_reserve(cuda_backend *c, int64_t n_batch, ty_err *err);
