@@ -234,9 +234,10 @@ int cmd_bench(int argc, char **argv) {
     uint64_t rng = 1234;
     if (!tps || !toks) ret = ret ? ret : cli_fail("bench", "out of memory");
     /* warm-up: page the weights in and start the threads with one token; a GPU also loads each
-     * kernel on its first launch (the first pp512 on an H100 took 4x the others), so there a short
-     * prompt runs the prompt kernels once too */
-    const int64_t warm[2] = {1, on_cpu ? 0 : bench_p < 64 ? bench_p : 64};
+     * kernel and sizes cuBLAS's workspace on first use (the first pp512 on an H100 took 4x the
+     * others, and 1.5x after a 64-token warm-up), so there the whole prompt runs once too, as
+     * llama-bench's warm-up does */
+    const int64_t warm[2] = {1, on_cpu ? 0 : bench_p};
     for (int i = 0; i < 2 && !ret; i++) {
         if (i > 0 && warm[i] <= 1) break;
         random_tokens(toks, warm[i], info.n_vocab, &rng);
