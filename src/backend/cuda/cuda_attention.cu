@@ -33,12 +33,34 @@ template <> __device__ __forceinline__ float kv_elem<TY_TYPE_Q8_0>(const uint8_t
     return __fmul_rn((float)(int8_t)blk[2 + (e & 31)], ld_f16(blk));
 }
 
-template <int KT>
+/* The score of key row kr for this lane's share of q (dims lane, lane + 32, ... below hd), before the
+ * warp's sum. HD32 > 0: hd <= 32 * HD32, the loop unrolled with its loads issued together. */
+template <int KT, int HD32>
+__device__ __forceinline__ float score_part(const float *qs, const uint8_t *kr, int64_t koff, int hd, int lane) {
+    float s = 0.f;
+    if constexpr (HD32 > 0) {
+#pragma unroll
+        for (int i = 0; i < HD32; i++)
+            if (lane + 32 * i < hd) s = fmaf(qs[lane + 32 * i], kv_elem<KT>(kr, koff + lane + 32 * i), s);
+    } else {
+        for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], kv_elem<KT>(kr, koff + d), s);
+    }
+    return s;
+}
+
+/* Keys scored per warp step: their loads are in flight together (one at a time, a 64-key tile was
+ * 16 dependent memory round trips per warp: a draft model's head_dim 64 decodes here). */
+#define ATT_KPW 4
+
+/* HD32: head_dim <= 32 * HD32 (4: 128), or 0 for any head_dim. Launched with PDL (cu_launch_smem). */
+template <int KT, int HD32>
 __global__ void __launch_bounds__(ATT_THREADS)
     k_attention(const float *__restrict__ q, const uint8_t *__restrict__ kc, const uint8_t *__restrict__ vc,
                 uint64_t row_bytes, int64_t pos0, const int32_t *pos_dev, int n_head, int n_head_kv, int hd,
                 float scale, float *__restrict__ out) {
     extern __shared__ __align__(16) float att_sm[];
+    cu_pdl_wait();
+    cu_pdl_trigger();
     if (pos_dev) pos0 = *pos_dev; /* a recorded step: the position is data */
     float *qs = att_sm, *acc = qs + hd, *sc = acc + hd; /* q[hd], acc[hd], scores/probabilities[TILE] */
     const int h = blockIdx.x;
@@ -58,14 +80,23 @@ __global__ void __launch_bounds__(ATT_THREADS)
     float m = -INFINITY, l = 0.f;
     for (int64_t p0 = 0; p0 < n_keys; p0 += ATT_TILE) {
         const int nt = (int)(n_keys - p0 < ATT_TILE ? n_keys - p0 : ATT_TILE);
-        /* scores of the tile */
-        for (int j = warp; j < nt; j += nw) {
-            const uint8_t *kr = kc + (uint64_t)(p0 + j) * row_bytes;
-            float s = 0.f;
-            for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], kv_elem<KT>(kr, koff + d), s);
+        /* scores of the tile: warp w takes keys w, w + nw, ..., ATT_KPW of them per step (the same
+         * keys and the same operations per key as one at a time) */
+        for (int j0 = warp; j0 < nt; j0 += ATT_KPW * nw) {
+            float s[ATT_KPW];
 #pragma unroll
-            for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-            if (lane == 0) sc[j] = s * scale;
+            for (int u = 0; u < ATT_KPW; u++) {
+                const int j = min(j0 + u * nw, nt - 1); /* past the tile: a valid row, not stored */
+                s[u] = score_part<KT, HD32>(qs, kc + (uint64_t)(p0 + j) * row_bytes, koff, hd, lane);
+            }
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1)
+#pragma unroll
+                for (int u = 0; u < ATT_KPW; u++) s[u] += __shfl_xor_sync(0xffffffffu, s[u], off);
+            if (lane == 0)
+#pragma unroll
+                for (int u = 0; u < ATT_KPW; u++)
+                    if (j0 + u * nw < nt) sc[j0 + u * nw] = s[u] * scale;
         }
         __syncthreads();
         /* online softmax: every thread derives the same m, corr and l from the shared scores */
@@ -558,10 +589,10 @@ bool cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
     dim3 grid((unsigned)n_head, (unsigned)n);
     const int32_t *pos_dev = c->capturing ? c->step_dev + 1 : NULL;
     switch (kv_type) {
-#define X(KT)                                                                                              \
-    case KT:                                                                                               \
-        k_attention<KT><<<grid, ATT_THREADS, smem, c->stream>>>(q, k, v, row_bytes, pos0, pos_dev, (int)n_head, \
-                                                                (int)n_head_kv, (int)head_dim, scale, out);   \
+#define X(KT)                                                                                                    \
+    case KT:                                                                                                     \
+        cu_launch_smem(c, head_dim <= 128 ? k_attention<KT, 4> : k_attention<KT, 0>, grid, dim3(ATT_THREADS), smem, \
+                       q, k, v, row_bytes, pos0, pos_dev, (int)n_head, (int)n_head_kv, (int)head_dim, scale, out); \
         break;
         X(TY_TYPE_F32) X(TY_TYPE_F16) X(TY_TYPE_Q8_0)
 #undef X

@@ -296,21 +296,26 @@ __device__ __forceinline__ void cu_pdl_trigger() {
 #endif
 }
 
-/* Queues kernel f<<<grid, block>>>(args...) on c's stream, with PDL when c->pdl (see above). A
- * launch error is recorded by cu_after_op like any other. */
+/* Queues kernel f<<<grid, block, smem>>>(args...) on c's stream, with PDL when c->pdl (see above).
+ * A launch error is recorded by cu_after_op like any other. */
 template <typename... P, typename... A>
-static inline void cu_launch(cuda_backend *c, void (*f)(P...), dim3 grid, dim3 block, A... args) {
+static inline void cu_launch_smem(cuda_backend *c, void (*f)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
     cfg.stream = c->stream;
     cfg.attrs = attr;
     cfg.numAttrs = c->pdl ? 1 : 0;
     const cudaError_t e = cudaLaunchKernelEx(&cfg, f, ((P)args)...);
     if (e != cudaSuccess) cu_fail(c, "kernel launch: %s", cudaGetErrorString(e));
+}
+template <typename... P, typename... A>
+static inline void cu_launch(cuda_backend *c, void (*f)(P...), dim3 grid, dim3 block, A... args) {
+    cu_launch_smem(c, f, grid, block, 0, args...);
 }
 
 /* Blocks for a grid-stride loop over n items with `threads` per block. */
