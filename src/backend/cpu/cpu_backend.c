@@ -8,6 +8,7 @@
  *                    activations in double precision - the reference the fixtures' dequant/ logits
  *                    were computed with. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +85,7 @@ typedef struct matmul_job {
     const ty_kernels *kern;
     int64_t n;
     float *y;
+    atomic_llong next_row; /* one-token products: the first row no thread has taken yet */
 } matmul_job;
 
 static void quantize_rows_task(void *arg, int ith, int nth) {
@@ -103,13 +105,21 @@ static void quantize_rows_task(void *arg, int ith, int nth) {
 static void matmul_fast_task(void *arg, int ith, int nth) {
     matmul_job *j = arg;
     const ty_weight *w = j->w;
-    long long b, e;
-    ty_split(w->ne1, ith, nth, &b, &e);
     if (j->n == 1) {
+        /* Decode: the threads take chunks of contiguous rows in turn, so that one slowed by the
+         * machine (other processes, its share of the memory bus) takes fewer instead of keeping the
+         * others waiting at the barrier; about 64 chunks per thread. Each row is still one vec_dot. */
         ty_vec_dot_fn dot = j->kern->vec_dot[w->type];
-        for (long long r = b; r < e; r++) dot(w->ne0, &j->y[r], w->data + (uint64_t)r * w->row_bytes, j->xq);
+        long long chunk = w->ne1 / (64LL * nth);
+        if (chunk < 8) chunk = 8;
+        for (long long b; (b = atomic_fetch_add_explicit(&j->next_row, chunk, memory_order_relaxed)) < w->ne1;) {
+            const long long e = b + chunk < w->ne1 ? b + chunk : w->ne1;
+            for (long long r = b; r < e; r++) dot(w->ne0, &j->y[r], w->data + (uint64_t)r * w->row_bytes, j->xq);
+        }
         return;
     }
+    long long b, e;
+    ty_split(w->ne1, ith, nth, &b, &e);
     ty_vec_dot_multi_fn multi = j->kern->vec_dot_multi[w->type];
     int64_t block = (int64_t)((256 << 10) / j->xq_row) / 4 * 4;
     if (block < 4) block = 4;
@@ -143,6 +153,7 @@ static void matmul_exact_task(void *arg, int ith, int nth) {
 static void cpu_matmul(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y) {
     cpu_backend *c = cpu(be);
     matmul_job j = {.w = w, .x = x, .n = n, .y = y, .deq = c->deq, .xq = c->xq, .kern = c->kern};
+    atomic_init(&j.next_row, 0);
     uint32_t vdt = ty_type_get(w->type)->vec_dot_type;
     if (c->exact) {
         ty_pool_run(c->pool, matmul_exact_task, &j);
