@@ -952,6 +952,7 @@ static ty_context *new_ctx(ty_model *m, int64_t n_batch, int kv) {
 static int64_t last_graph_replays; /* the backend counter "graph_replays" of eval_all's last context */
 static int64_t last_attn_mma;      /* and "attn_mma" */
 static int64_t last_attn_quant;    /* and "attn_quant" */
+static int64_t last_attn_split4;   /* and "attn_split4" */
 
 /* All-position logits, [n][n_vocab], in batches of n_batch (1: one token per eval). */
 static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch, int kv) {
@@ -977,6 +978,7 @@ static float *eval_all(ty_model *m, const ty_token *ids, int n, int64_t n_batch,
     last_graph_replays = c->be->ops->counter ? c->be->ops->counter(c->be, "graph_replays") : -1;
     last_attn_mma = c->be->ops->counter ? c->be->ops->counter(c->be, "attn_mma") : -1;
     last_attn_quant = c->be->ops->counter ? c->be->ops->counter(c->be, "attn_quant") : -1;
+    last_attn_split4 = c->be->ops->counter ? c->be->ops->counter(c->be, "attn_split4") : -1;
     ty_context_free(c);
     return out;
 }
@@ -1137,11 +1139,12 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
         CHECK(plain_replays == 0 && last_graph_replays == L - 3,
               "%s fast decode: %lld of %d steps replayed (expected %d; %lld with recording off)", label,
               (long long)last_graph_replays, L, L - 3, (long long)plain_replays);
+        const int64_t rec_split4 = last_attn_split4; /* 300 positions: all under the default 4096 keys */
         /* the split kernel's block size changes at 256 keys here (4096 by default): one-token steps,
          * replayed and launched, and batches of 5 across it (one launch per size) agree bit for bit */
         setenv("TY_CUDA_SPLIT_W8_KEYS", "256", 1);
         float *w1 = eval_all(gpu_fast, lids, L, 1, TY_KV_F16);
-        const int64_t w1_replays = last_graph_replays;
+        const int64_t w1_replays = last_graph_replays, w1_split4 = last_attn_split4;
         float *w5 = eval_all(gpu_fast, lids, L, 5, TY_KV_F16);
         setenv("TY_CUDA_NO_GRAPH", "1", 1);
         float *w1p = eval_all(gpu_fast, lids, L, 1, TY_KV_F16);
@@ -1150,6 +1153,12 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
         CHECK(w1_replays == L - 3 && same_logits(w1, w5, NL) && same_logits(w1, w1p, NL),
               "%s fast decode: with 8 warps per attention block up to 256 keys, batches of 5 or launched steps "
               "differ from replayed one-token steps (%lld replayed)", label, (long long)w1_replays);
+        /* where the split kernel runs (head_dim 128, G <= 8), 4-warp blocks ran past 256 keys only */
+        const ty_hparams *hp = &gpu_fast->desc.hp;
+        const int split = hp->head_dim == 128 && hp->n_head / hp->n_head_kv <= 8;
+        CHECK(rec_split4 == 0 && (split ? w1_split4 > 0 : w1_split4 == 0),
+              "%s: 4-warp attention launches %lld by default (expected 0), %lld past 256 keys (expected %s)", label,
+              (long long)rec_split4, (long long)w1_split4, split ? "> 0" : "0");
         free(w1);
         free(w5);
         free(w1p);

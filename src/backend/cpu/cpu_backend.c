@@ -85,7 +85,8 @@ typedef struct matmul_job {
     const ty_kernels *kern;
     int64_t n;
     float *y;
-    atomic_llong next_row; /* one-token products: the first row no thread has taken yet */
+    _Alignas(64) atomic_llong next_row; /* one-token products: the first row no thread has taken yet
+                                         * (on its own cache line: the threads write it) */
 } matmul_job;
 
 static void quantize_rows_task(void *arg, int ith, int nth) {
@@ -109,12 +110,17 @@ static void matmul_fast_task(void *arg, int ith, int nth) {
         /* Decode: the threads take chunks of contiguous rows in turn, so that one slowed by the
          * machine (other processes, its share of the memory bus) takes fewer instead of keeping the
          * others waiting at the barrier; about 64 chunks per thread. Each row is still one vec_dot. */
-        ty_vec_dot_fn dot = j->kern->vec_dot[w->type];
-        long long chunk = w->ne1 / (64LL * nth);
+        const ty_vec_dot_fn dot = j->kern->vec_dot[w->type];
+        const uint8_t *const data = w->data, *const xq = j->xq;
+        float *const y = j->y;
+        const long long rows = w->ne1;
+        const uint64_t row_bytes = w->row_bytes;
+        const int64_t ne0 = w->ne0;
+        long long chunk = rows / (64LL * nth);
         if (chunk < 8) chunk = 8;
-        for (long long b; (b = atomic_fetch_add_explicit(&j->next_row, chunk, memory_order_relaxed)) < w->ne1;) {
-            const long long e = b + chunk < w->ne1 ? b + chunk : w->ne1;
-            for (long long r = b; r < e; r++) dot(w->ne0, &j->y[r], w->data + (uint64_t)r * w->row_bytes, j->xq);
+        for (long long b; (b = atomic_fetch_add_explicit(&j->next_row, chunk, memory_order_relaxed)) < rows;) {
+            const long long e = b + chunk < rows ? b + chunk : rows;
+            for (long long r = b; r < e; r++) dot(ne0, &y[r], data + (uint64_t)r * row_bytes, xq);
         }
         return;
     }

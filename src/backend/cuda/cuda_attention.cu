@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(32 * DEC_WARPS)
     const int64_t e0 = (int64_t)kvh * FA_HD + 8 * sub; /* this lane's first element in a cache row */
     float qv[GM][8], m[GM], l[GM], acc[GM][8];
 #pragma unroll
-    for (int h = 0; h < GM; h++) { /* q is loaded before the position: one memory round trip, not two */
+    for (int h = 0; h < GM; h++) { /* q is loaded before the position: for a block with keys, one memory round trip, not two */
         const float *qr = q + (int64_t)(kvh * G + min(h, G - 1)) * FA_HD + 8 * sub;
         const float4 a = *(const float4 *)qr, b = *(const float4 *)(qr + 4);
         qv[h][0] = a.x * scale, qv[h][1] = a.y * scale, qv[h][2] = a.z * scale, qv[h][3] = a.w * scale;
@@ -554,6 +554,7 @@ bool cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
             const dim3 g((unsigned)n_head_kv, (unsigned)splits, (unsigned)(t1 - t0)), block(32 * W);
             cu_launch(c, kv_type == TY_TYPE_F16 ? split_kernel<TY_TYPE_F16>(G, W) : split_kernel<TY_TYPE_F32>(G, W), g,
                       block, q, k, v, row_bytes, pos0, pd, (int)n_head, (int)n_head_kv, scale, c->attn_part, (int)t0);
+            c->n_attn_split4 += W == 4;
         }
         /* Q8_K blocks of 256 need two heads per combine block */
         const int qa = act == CU_ACT_Q8_0 || (act == CU_ACT_Q8_K && n_head % 2 == 0) ? act : CU_ACT_NONE;

@@ -546,6 +546,7 @@ static int64_t cu_counter(ty_backend *be, const char *name) {
     if (strcmp(name, "graph_replays") == 0) return c->n_replays;
     if (strcmp(name, "attn_mma") == 0) return c->n_attn_mma;
     if (strcmp(name, "attn_quant") == 0) return c->n_attn_quant;
+    if (strcmp(name, "attn_split4") == 0) return c->n_attn_split4;
     return -1;
 }
 
@@ -628,8 +629,15 @@ extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_inde
 #ifndef NDEBUG
     c->sync_each_op = 1;
 #endif
-    const char *w8 = getenv("TY_CUDA_SPLIT_W8_KEYS"); /* tests: 128 times a power of two */
-    c->split_w8_keys = w8 && *w8 ? atoll(w8) : CU_ATTN_W8_KEYS;
+    /* tests move the attention's 8-warp threshold; rounded down to 128 times a power of two (below
+     * 128: 0, never 8 warps), which a recording's power-of-two split count needs (split_warps) */
+    const char *w8 = getenv("TY_CUDA_SPLIT_W8_KEYS");
+    c->split_w8_keys = CU_ATTN_W8_KEYS;
+    if (w8 && *w8) {
+        const long long v = atoll(w8);
+        c->split_w8_keys = 0;
+        while (v >= 128 && c->split_w8_keys * 2 <= v) c->split_w8_keys = c->split_w8_keys ? 2 * c->split_w8_keys : 128;
+    }
     const char *sync = getenv("TY_CUDA_SYNC");
     if (sync && *sync && strcmp(sync, "0") != 0) c->sync_each_op = 1;
     const char *no_graph = getenv("TY_CUDA_NO_GRAPH");

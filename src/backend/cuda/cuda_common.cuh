@@ -102,6 +102,7 @@ typedef struct cuda_backend {
     int64_t n_act_quant;    /* rows the matmuls quantized themselves (the counter "act_quant") */
     int64_t n_attn_mma;     /* attention calls on the tensor cores (the counter "attn_mma") */
     int64_t n_attn_quant;   /* rows attention quantized for w_o on the way (the counter "attn_quant") */
+    int64_t n_attn_split4;  /* decode attention launches with 4 warps per split block ("attn_split4") */
     /* matmuls kept for one launch (cu_mv_defer, cuda_backend.cu): mv_pending of them, all of input
      * mv_x (mv_n tokens, quantized in xq) */
     const cu_weight *mv_w[CU_MV_JOBS];
