@@ -949,6 +949,10 @@ static ty_context *new_ctx(ty_model *m, int64_t n_batch, int kv) {
     return c;
 }
 
+/* Whether decode attention runs the split kernel (and its combine) for this model: head_dim 128 and
+ * at most 8 query heads per KV head. */
+static int split_attention(const ty_hparams *hp) { return hp->head_dim == 128 && hp->n_head / hp->n_head_kv <= 8; }
+
 static int64_t last_graph_replays; /* the backend counter "graph_replays" of eval_all's last context */
 static int64_t last_attn_mma;      /* and "attn_mma" */
 static int64_t last_attn_quant;    /* and "attn_quant" */
@@ -1116,8 +1120,7 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
         int fmt = act_format(d->layers[0].wo.type);
         for (int64_t l = 1; l < d->hp.n_layer; l++)
             if (act_format(d->layers[l].wo.type) != fmt) fmt = 0;
-        const int64_t G = d->hp.n_head / d->hp.n_head_kv; /* the split kernel takes G <= 8 */
-        const int fusable = d->hp.head_dim == 128 && G <= 8 && fmt != 0 && (fmt == 1 || d->hp.n_head % 2 == 0);
+        const int fusable = split_attention(&d->hp) && fmt != 0 && (fmt == 1 || d->hp.n_head % 2 == 0);
         const int64_t expect = fusable ? (int64_t)n * d->hp.n_layer : 0; /* every layer, every token */
         CHECK(attn_quant == expect, "%s: attention quantized %lld rows for w_o decoding %d tokens in batches of 16 (expected %lld)",
               label, (long long)attn_quant, n, (long long)expect);
@@ -1154,8 +1157,7 @@ static void check_fast(ty_model *cpu_fast, ty_model *gpu_fast, const ty_token *i
               "%s fast decode: with 8 warps per attention block up to 256 keys, batches of 5 or launched steps "
               "differ from replayed one-token steps (%lld replayed)", label, (long long)w1_replays);
         /* where the split kernel runs (head_dim 128, G <= 8), 4-warp blocks ran past 256 keys only */
-        const ty_hparams *hp = &gpu_fast->desc.hp;
-        const int split = hp->head_dim == 128 && hp->n_head / hp->n_head_kv <= 8;
+        const int split = split_attention(&gpu_fast->desc.hp);
         CHECK(rec_split4 == 0 && (split ? w1_split4 > 0 : w1_split4 == 0),
               "%s: 4-warp attention launches %lld by default (expected 0), %lld past 256 keys (expected %s)", label,
               (long long)rec_split4, (long long)w1_split4, split ? "> 0" : "0");

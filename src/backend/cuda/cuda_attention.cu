@@ -548,14 +548,15 @@ bool cu_launch_attention(cuda_backend *c, const float *q, const uint8_t *k, cons
         if (c->capturing) n8 = split_warps(c, splits * SPLIT_KEYS) == 8 ? n : 0;
         else
             while (n8 < n && split_warps(c, pos0 + n8 + 1) == 8) n8++;
-        for (int W = 8; W >= 4; W -= 4) {
-            const int64_t t0 = W == 8 ? 0 : n8, t1 = W == 8 ? n8 : n;
-            if (t1 <= t0) continue;
+        auto launch_split = [&](int64_t t0, int64_t t1, int W) { /* tokens [t0, t1) with W warps */
+            if (t1 <= t0) return;
             const dim3 g((unsigned)n_head_kv, (unsigned)splits, (unsigned)(t1 - t0)), block(32 * W);
             cu_launch(c, kv_type == TY_TYPE_F16 ? split_kernel<TY_TYPE_F16>(G, W) : split_kernel<TY_TYPE_F32>(G, W), g,
                       block, q, k, v, row_bytes, pos0, pd, (int)n_head, (int)n_head_kv, scale, c->attn_part, (int)t0);
             c->n_attn_split4 += W == 4;
-        }
+        };
+        launch_split(0, n8, 8);
+        launch_split(n8, n, 4);
         /* Q8_K blocks of 256 need two heads per combine block */
         const int qa = act == CU_ACT_Q8_0 || (act == CU_ACT_Q8_K && n_head % 2 == 0) ? act : CU_ACT_NONE;
         const dim3 cg((unsigned)n_head, (unsigned)n);

@@ -635,8 +635,8 @@ extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_inde
     c->split_w8_keys = CU_ATTN_W8_KEYS;
     if (w8 && *w8) {
         const long long v = atoll(w8);
-        c->split_w8_keys = 0;
-        while (v >= 128 && c->split_w8_keys * 2 <= v) c->split_w8_keys = c->split_w8_keys ? 2 * c->split_w8_keys : 128;
+        c->split_w8_keys = v < 128 ? 0 : 128;
+        while (v >= 128 && 2 * c->split_w8_keys <= v) c->split_w8_keys *= 2;
     }
     const char *sync = getenv("TY_CUDA_SYNC");
     if (sync && *sync && strcmp(sync, "0") != 0) c->sync_each_op = 1;

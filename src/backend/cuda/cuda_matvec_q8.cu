@@ -343,15 +343,15 @@ int cu_act_format(uint32_t type) {
  * one row per warp for every Q4_K matrix lost 5%). */
 static int rows_per_warp(int ne0, int64_t rows) { return ne0 > 4096 || rows <= 2048 ? 1 : QV_ROWS; }
 
-template <int T, int NT> static void launch_nt(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R) {
+template <int T, int NT, int R> static void launch_ntr(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
     const dim3 grid((unsigned)blocks), block(QV_WARPS * 32);
-    if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) {
-        if (R == 1) cu_launch(c, k_matvec_q8_kq<T, NT, 1>, grid, block, J, nb, c->xq, n);
-        else cu_launch(c, k_matvec_q8_kq<T, NT, QV_ROWS>, grid, block, J, nb, c->xq, n);
-    } else {
-        if (R == 1) cu_launch(c, k_matvec_q8<T, NT, 1>, grid, block, J, nb, c->xq, n);
-        else cu_launch(c, k_matvec_q8<T, NT, QV_ROWS>, grid, block, J, nb, c->xq, n);
-    }
+    if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) cu_launch(c, k_matvec_q8_kq<T, NT, R>, grid, block, J, nb, c->xq, n);
+    else cu_launch(c, k_matvec_q8<T, NT, R>, grid, block, J, nb, c->xq, n);
+}
+
+template <int T, int NT> static void launch_nt(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R) {
+    if (R == 1) launch_ntr<T, NT, 1>(c, J, blocks, nb, n);
+    else launch_ntr<T, NT, QV_ROWS>(c, J, blocks, nb, n);
 }
 
 template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R) {

@@ -4,8 +4,8 @@
  *
  * Shared by the matmul's own quantize kernels (cuda_matvec_q8.cu) and by the ops that quantize their
  * output on the way for the next matmul (rmsnorm, swiglu: cuda_ops.cu; attention's combine:
- * cuda_attention.cu). Both run this same code, so
- * a fused quantization writes the bytes the matmul would have written.
+ * cuda_attention.cu). Both run this same code, so a fused quantization writes the bytes the matmul
+ * would have written.
  *
  * Layout, per token row t (q8_row): stride = c->xq_cap elements (a multiple of 256)
  *   q[e]      int8, element e
