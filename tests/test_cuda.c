@@ -375,7 +375,8 @@ static int act_format(uint32_t t) {
     return t == TY_TYPE_Q4_K || t == TY_TYPE_Q5_K || t == TY_TYPE_Q6_K ? 2 : 0;
 }
 
-static int64_t act_quant(ty_backend *g) { return g->ops->counter ? g->ops->counter(g, "act_quant") : -1; }
+static int64_t counter(ty_backend *g, const char *name) { return g->ops->counter ? g->ops->counter(g, name) : -1; }
+static int64_t act_quant(ty_backend *g) { return counter(g, "act_quant"); }
 
 static int same_bits(ty_backend *a, const float *da, ty_backend *b, const float *db, size_t n) {
     float *ha = download(a, da, n), *hb = download(b, db, n);
@@ -390,11 +391,11 @@ static int same_bits(ty_backend *a, const float *da, ty_backend *b, const float 
  * counts of the two quantizing steps. */
 typedef struct fused_run {
     float *xb, *y1, *y1b, *y1c, *gd, *y2, *yr;
-    int64_t q_norm, q_swiglu;
+    int64_t q_norm, q_swiglu, pairs; /* pairs: launches of two weight types (the counter "mv_pair") */
 } fused_run;
 
 typedef struct fused_model {
-    tweight N, W, D, X, G, U, Y0;
+    tweight N, W, V, D, X, G, U, Y0; /* V: W's type, or Q6_K beside Q4_K / Q5_K (Q4_K_M's v) */
     int64_t K, F, R;
 } fused_model;
 
@@ -408,13 +409,14 @@ static void fused_steps(ty_backend *g, const fused_model *m, int64_t n, fused_ru
     r->gd = gpu_rows(g, &m->G, n);
     float *ud = gpu_rows(g, &m->U, n);
     r->y2 = gpu_buf(g, (size_t)(n * R));
-    const int64_t c0 = act_quant(g);
+    const int64_t c0 = act_quant(g), p0 = counter(g, "mv_pair");
     g->ops->rmsnorm(g, xd, &m->N.w, 1e-5f, n, r->xb);
     g->ops->matmul(g, &m->W.w, r->xb, n, r->y1);
     g->ops->matmul(g, &m->W.w, r->xb, n, r->y1b); /* like q, k, v: one launch on the fused backend */
-    g->ops->matmul(g, &m->W.w, r->xb, n, r->y1c);
+    g->ops->matmul(g, &m->V.w, r->xb, n, r->y1c);
     const int64_t c1 = act_quant(g);
-    g->ops->swiglu(g, r->gd, ud, n * F);
+    g->ops->swiglu(g, r->gd, ud, n * F); /* launches the matmuls kept for one launch */
+    r->pairs = counter(g, "mv_pair") - p0;
     g->ops->matmul(g, &m->D.w, r->gd, n, r->y2);
     const int64_t c2 = act_quant(g);
     r->q_norm = c1 - c0;
@@ -445,6 +447,8 @@ static void test_fused_type(ty_backend *f, ty_backend *u, uint32_t type, uint32_
     const int64_t NMAX = 17, K = m.K, F = m.F, R = m.R;
     make_weight(&m.N, "test.norm", norm_type, K, 1);
     make_weight(&m.W, "test.w", type, K, R);
+    const int mixed = type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K;
+    make_weight(&m.V, "test.v", mixed ? TY_TYPE_Q6_K : type, K, R);
     make_weight(&m.D, "test.down", type, F, R);
     float *xh = malloc(sizeof(float) * (size_t)(NMAX * F));
     random_fill(xh, (size_t)(NMAX * K), 3.0f);
@@ -458,7 +462,7 @@ static void test_fused_type(ty_backend *f, ty_backend *u, uint32_t type, uint32_
     free(xh);
     /* slots: tok_embd, output_norm, output, attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
      * attn_norm before wq and w_down are what the fused quantization is aimed at */
-    const ty_weight *ws[] = {&m.X.w, NULL, NULL, &m.N.w, &m.W.w, &m.G.w, &m.U.w, &m.Y0.w, NULL, NULL, NULL, &m.D.w};
+    const ty_weight *ws[] = {&m.X.w, NULL, NULL, &m.N.w, &m.W.w, &m.G.w, &m.U.w, &m.Y0.w, NULL, &m.V.w, NULL, &m.D.w};
     ty_hparams hp = {.n_embd = K, .n_ff = F, .n_head = 4, .n_head_kv = 1, .head_dim = 128, .n_rot = 128,
                      .rope_freq_base = 1e6f, .n_layer = 1, .n_vocab = 32};
     ty_err err = {0};
@@ -476,8 +480,12 @@ static void test_fused_type(ty_backend *f, ty_backend *u, uint32_t type, uint32_
             fused_steps(u, &m, n, &b);
             CHECK(same_bits(f, a.xb, u, b.xb, (size_t)(n * K)) && same_bits(f, a.y1, u, b.y1, (size_t)(n * R)),
                   "%s n=%lld: rmsnorm (+ quantize) then matmul differs from the unfused ops", tn, (long long)n);
-            CHECK(same_bits(f, a.y1b, u, b.y1, (size_t)(n * R)) && same_bits(f, a.y1c, u, b.y1, (size_t)(n * R)),
-                  "%s n=%lld: three matmuls of one input (one launch) differ from the unfused ops", tn, (long long)n);
+            CHECK(same_bits(f, a.y1b, u, b.y1, (size_t)(n * R)) && same_bits(f, a.y1c, u, b.y1c, (size_t)(n * R)),
+                  "%s n=%lld: three matmuls of one input (one launch%s) differ from the unfused ops", tn, (long long)n,
+                  mixed ? ", Q6_K beside" : "");
+            if (mixed && n == 1) /* decode: the Q6_K matrix joined the others' launch */
+                CHECK(a.pairs == 1 && b.pairs == 0, "%s: decode launches of two types: fused %lld, unfused %lld", tn,
+                      (long long)a.pairs, (long long)b.pairs);
             CHECK(same_bits(f, a.gd, u, b.gd, (size_t)(n * F)) && same_bits(f, a.y2, u, b.y2, (size_t)(n * R)),
                   "%s n=%lld: swiglu (+ quantize) then matmul differs from the unfused ops", tn, (long long)n);
             /* the fused ops quantized for the matmuls, which then had nothing left to quantize */
@@ -505,7 +513,7 @@ static void test_fused_type(ty_backend *f, ty_backend *u, uint32_t type, uint32_
             fused_run_free(u, &b);
         }
     }
-    tweight *all[] = {&m.N, &m.W, &m.D, &m.X, &m.G, &m.U, &m.Y0};
+    tweight *all[] = {&m.N, &m.W, &m.V, &m.D, &m.X, &m.G, &m.U, &m.Y0};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free_weight(all[i]);
 }
 

@@ -369,9 +369,10 @@ static void cu_rmsnorm(ty_backend *be, const float *x, const ty_weight *w, float
  * GPU busy: every launch would ramp up and drain on its own, and with PDL the next one starts only
  * after that. So with fusion on, a fast-path matmul (8-bit kernels, up to CU_MV_MAX_TOKENS tokens)
  * of an input that xq already holds (rmsnorm quantized it) is kept instead of launched; matmuls of
- * the same input, token count, type and width join it, and the next other op (cu_ready) or a
- * matmul that cannot join launches them all as one kernel. Each output gets the bits of its own
- * launch: the kernels compute every matrix the same way. */
+ * the same input, token count, type and width join it (for decode also Q6_K with Q4_K / Q5_K:
+ * Q4_K_M's v beside q and k), and the next other op (cu_ready) or a matmul that cannot join launches
+ * them all as one kernel. Each output gets the bits of its own launch: the kernels compute every
+ * matrix the same way. */
 
 static bool overlap(const float *a, int64_t na, const float *b, int64_t nb) { return a < b + nb && b < a + na; }
 
@@ -380,8 +381,7 @@ static bool cu_mv_defer(cuda_backend *c, const cu_weight *w, const float *x, int
     if (!c->fuse || c->exact || n > CU_MV_MAX_TOKENS || act == CU_ACT_NONE || !cu_xq_holds(c, x, w->ne0, n, act) ||
         overlap(y, n * w->ne1, x, n * w->ne0))
         return false;
-    bool joins = c->mv_pending > 0 && c->mv_pending < CU_MV_JOBS && c->mv_x == x && c->mv_n == n &&
-                 c->mv_w[0]->type == w->type && c->mv_w[0]->ne0 == w->ne0;
+    bool joins = c->mv_pending > 0 && c->mv_x == x && c->mv_n == n && cu_matvec_q8_joins(c->mv_w, c->mv_pending, w, n);
     for (int i = 0; joins && i < c->mv_pending; i++) joins = !overlap(y, n * w->ne1, c->mv_y[i], n * c->mv_w[i]->ne1);
     if (!joins) cu_mv_flush(c);
     const int k = c->mv_pending++;
@@ -547,6 +547,7 @@ static int64_t cu_counter(ty_backend *be, const char *name) {
     if (strcmp(name, "attn_mma") == 0) return c->n_attn_mma;
     if (strcmp(name, "attn_quant") == 0) return c->n_attn_quant;
     if (strcmp(name, "attn_split4") == 0) return c->n_attn_split4;
+    if (strcmp(name, "mv_pair") == 0) return c->n_mv_pair;
     return -1;
 }
 

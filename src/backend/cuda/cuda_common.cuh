@@ -103,6 +103,7 @@ typedef struct cuda_backend {
     int64_t n_attn_mma;     /* attention calls on the tensor cores (the counter "attn_mma") */
     int64_t n_attn_quant;   /* rows attention quantized for w_o on the way (the counter "attn_quant") */
     int64_t n_attn_split4;  /* decode attention launches with 4 warps per split block ("attn_split4") */
+    int64_t n_mv_pair;      /* decode matvec launches of two weight types at once ("mv_pair") */
     /* matmuls kept for one launch (cu_mv_defer, cuda_backend.cu): mv_pending of them, all of input
      * mv_x (mv_n tokens, quantized in xq) */
     const cu_weight *mv_w[CU_MV_JOBS];
@@ -204,11 +205,14 @@ void cu_launch_gemm(cuda_backend *c, const cu_weight *w, const float *x, int64_t
 bool cu_matvec_q8_supported(uint32_t type);
 /* The activation format of the 8-bit kernel for weights of `type` (CU_ACT_NONE: no such kernel). */
 int cu_act_format(uint32_t type);
-/* y[i] = w[i] x (y[i] += w[i] x when add[i]), i < n_jobs <= CU_MV_JOBS, in one launch, for n <=
- * CU_MV_MAX_TOKENS tokens through 8-bit activations: the weights of one type and width (<= c->xq_cap),
- * outputs that overlap neither each other nor x. */
+/* y[i] = w[i] x (y[i] += w[i] x when add[i]), i < n_jobs <= CU_MV_JOBS, for n <= CU_MV_MAX_TOKENS
+ * tokens through 8-bit activations: weights of one width (<= c->xq_cap) and input format, of one type
+ * (one launch) or two (one launch for decode's Q4_K/Q5_K with Q6_K, else one per type); outputs that
+ * overlap neither each other nor x. */
 void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add, int n_jobs,
                          const float *x, int64_t n);
+/* Whether w (n tokens) may join the k matmuls kept[] of the same input in such a launch. */
+bool cu_matvec_q8_joins(const cu_weight *const *kept, int k, const cu_weight *w, int64_t n);
 /* Launches the matmuls kept by cu_mv_defer (cuda_backend.cu); every op but matmul calls it first. */
 void cu_mv_flush(cuda_backend *c);
 /* act != CU_ACT_NONE (cu_xq_fits): the output is also quantized into c->xq for the next matmul. */

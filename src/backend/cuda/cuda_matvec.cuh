@@ -28,7 +28,8 @@ struct mv_jobs {
     bool add[CU_MV_JOBS];
 };
 
-/* This block's matrix, and the block's index within it. */
+/* Block `idx`'s matrix (blocks numbered across the jobs), and the block's index within it; pick_job:
+ * this block's. */
 struct mv_job {
     const uint8_t *W;
     float *y;
@@ -36,14 +37,14 @@ struct mv_job {
     int ne1, block;
     bool add;
 };
-__device__ __forceinline__ mv_job pick_job(const mv_jobs &J) {
-    mv_job m = {J.W[0], J.y[0], J.pitch[0], J.ne1[0], (int)blockIdx.x, J.add[0]};
+__device__ __forceinline__ mv_job pick_job_at(const mv_jobs &J, int idx) {
+    mv_job m = {J.W[0], J.y[0], J.pitch[0], J.ne1[0], idx, J.add[0]};
 #pragma unroll
     for (int i = 1; i < CU_MV_JOBS; i++)
-        if ((int)blockIdx.x >= J.end[i - 1])
-            m = mv_job{J.W[i], J.y[i], J.pitch[i], J.ne1[i], (int)blockIdx.x - J.end[i - 1], J.add[i]};
+        if (idx >= J.end[i - 1]) m = mv_job{J.W[i], J.y[i], J.pitch[i], J.ne1[i], idx - J.end[i - 1], J.add[i]};
     return m;
 }
+__device__ __forceinline__ mv_job pick_job(const mv_jobs &J) { return pick_job_at(J, (int)blockIdx.x); }
 
 /* The 6-bit scales (sc) and mins (mn) of sub-blocks 2j and 2j + 1 (shift = 16 (j % 2)) from the
  * header words s1..s3 (scale bytes 0..11; lo = j < 2). Sub-blocks 0..3 keep their scale in the low

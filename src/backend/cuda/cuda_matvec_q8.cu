@@ -185,10 +185,8 @@ __device__ __forceinline__ void mv_store(float (&acc)[R][NT], const mv_job &m, i
 /* R rows per warp, NT tokens (n of them real): each task's weights are read once from memory (the
  * other tokens' reads of the same bytes hit L1). Rows past ne1 read row ne1 - 1 and store nothing. */
 template <int T, int NT, int R>
-__global__ void __launch_bounds__(QV_WARPS * 32)
-    k_matvec_q8(const mv_jobs J, int nb, cu_q8act a, int n) {
+__device__ __forceinline__ void mv_q8(const mv_job &m, int nb, const cu_q8act &a, int n) {
     constexpr int TPB = q8task<T>::TASKS, TS = qt<T>::TS;
-    const mv_job m = pick_job(J);
     const uint8_t *__restrict__ W = m.W;
     const uint64_t pitch = m.pitch;
     const int ne1 = m.ne1;
@@ -247,10 +245,8 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
 #define KQ_UNROLL 2 /* steps whose loads a warp issues together (a whole 4096-element row) */
 
 template <int T, int NT, int R>
-__global__ void __launch_bounds__(QV_WARPS * 32)
-    k_matvec_q8_kq(const mv_jobs J, int nb, cu_q8act a, int n) {
+__device__ __forceinline__ void mv_q8_kq(const mv_job &m, int nb, const cu_q8act &a, int n) {
     constexpr int TS = qt<T>::TS, QS = T == TY_TYPE_Q5_K ? 48 : 16;
-    const mv_job m = pick_job(J);
     const uint8_t *__restrict__ W = m.W;
     const uint64_t pitch = m.pitch;
     const int ne1 = m.ne1;
@@ -324,6 +320,28 @@ __global__ void __launch_bounds__(QV_WARPS * 32)
     mv_store<R, NT, 4>(acc, m, lane, row0, n);
 }
 
+/* Block `m.block` of a matrix of type T: Q4_K/Q5_K's own kernel or the task kernel. */
+template <int T, int NT, int R> __device__ __forceinline__ void mv_any(const mv_job &m, int nb, const cu_q8act &a, int n) {
+    if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) mv_q8_kq<T, NT, R>(m, nb, a, n);
+    else mv_q8<T, NT, R>(m, nb, a, n);
+}
+
+template <int T, int NT, int R>
+__global__ void __launch_bounds__(QV_WARPS * 32) k_matvec_q8(const mv_jobs J, int nb, cu_q8act a, int n) {
+    mv_any<T, NT, R>(pick_job(J), nb, a, n);
+}
+
+/* Decode's q and k (Q4_K or Q5_K) and v (Q6_K) of a Q4_K_M / Q5_K_M layer in one launch: blocks
+ * [0, blocks1) are J1's, the rest J2's, each computed as in its own launch (same bits). Alone, the
+ * 1024-row v was a launch of its own that ramped up and drained for 3.5 MB (ncu, H100: 7 us at
+ * 0.5 TB/s, beside 8.5 us for q and k). */
+template <int T1, int R1, int T2, int R2>
+__global__ void __launch_bounds__(QV_WARPS * 32)
+    k_matvec_q8_pair(const mv_jobs J1, const mv_jobs J2, int blocks1, int nb, cu_q8act a) {
+    if ((int)blockIdx.x < blocks1) mv_any<T1, 1, R1>(pick_job_at(J1, (int)blockIdx.x), nb, a, 1);
+    else mv_any<T2, 1, R2>(pick_job_at(J2, (int)blockIdx.x - blocks1), nb, a, 1);
+}
+
 /* ---- launcher ---------------------------------------------------------------------------------- */
 
 bool cu_matvec_q8_supported(uint32_t type) { return cu_act_format(type) != CU_ACT_NONE; }
@@ -344,9 +362,7 @@ int cu_act_format(uint32_t type) {
 static int rows_per_warp(int ne0, int64_t rows) { return ne0 > 4096 || rows <= 2048 ? 1 : QV_ROWS; }
 
 template <int T, int NT, int R> static void launch_ntr(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
-    const dim3 grid((unsigned)blocks), block(QV_WARPS * 32);
-    if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) cu_launch(c, k_matvec_q8_kq<T, NT, R>, grid, block, J, nb, c->xq, n);
-    else cu_launch(c, k_matvec_q8<T, NT, R>, grid, block, J, nb, c->xq, n);
+    cu_launch(c, k_matvec_q8<T, NT, R>, dim3((unsigned)blocks), dim3(QV_WARPS * 32), J, nb, c->xq, n);
 }
 
 template <int T, int NT> static void launch_nt(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R) {
@@ -362,47 +378,38 @@ template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int 
     else launch_nt<T, 16>(c, J, blocks, nb, n, R);
 }
 
-void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add, int n_jobs,
-                         const float *x, int64_t n) {
-    const int ne0 = (int)w[0]->ne0;
-    const uint32_t type = w[0]->type;
-    const int act = cu_act_format(type);
-    if (n_jobs < 1 || n_jobs > CU_MV_JOBS || !cu_xq_fits(c, act, ne0, n)) {
-        cu_fail(c, "matmul: %d matrices, %lld tokens of %d elements do not fit the 8-bit path (%lld)", n_jobs,
-                (long long)n, ne0, (long long)c->xq_cap);
-        return;
-    }
-    /* batches of K-quant weights go to the tensor-core kernels (same bits, weights decoded once) */
-    const bool mma = n >= 2 && c->mma && (type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K || type == TY_TYPE_Q6_K);
-    int64_t rows = 0;
-    for (int i = 0; i < n_jobs; i++) rows += w[i]->ne1;
-    const int R = rows_per_warp(ne0, rows);
-    const int rows_per_block = mma ? cu_mma_rows_per_block() : QV_WARPS * R;
-    mv_jobs J;
+/* Jobs idx[0..k) of w / y / add as one mv_jobs of rows_per_block-row blocks; returns the blocks. */
+static int make_jobs(const cu_weight *const *w, float *const *y, const bool *add, const int *idx, int k,
+                     int rows_per_block, mv_jobs &J) {
     int blocks = 0;
     for (int i = 0; i < CU_MV_JOBS; i++) {
-        const int k = i < n_jobs ? i : n_jobs - 1; /* unused slots: a copy of the last, ending where it ends */
-        if (w[k]->type != type || w[k]->ne0 != ne0) {
-            cu_fail(c, "matmul: one launch for matrices of different types or widths");
-            return;
-        }
-        J.W[i] = w[k]->dev;
-        J.y[i] = y[k];
-        J.pitch[i] = w[k]->pitch;
-        J.ne1[i] = (int)w[k]->ne1;
-        J.add[i] = add[k];
-        if (i < n_jobs) blocks += (int)((w[k]->ne1 + rows_per_block - 1) / rows_per_block);
+        const int j = idx[i < k ? i : k - 1]; /* unused slots: a copy of the last, ending where it ends */
+        J.W[i] = w[j]->dev;
+        J.y[i] = y[j];
+        J.pitch[i] = w[j]->pitch;
+        J.ne1[i] = (int)w[j]->ne1;
+        J.add[i] = add[j];
+        if (i < k) blocks += (int)((w[j]->ne1 + rows_per_block - 1) / rows_per_block);
         J.end[i] = blocks;
     }
-    if (!cu_xq_holds(c, x, ne0, n, act)) {
-        const int warps = 8, groups = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
-        const dim3 qgrid((unsigned)((groups + warps - 1) / warps), (unsigned)n);
-        if (act == CU_ACT_Q8_K) cu_launch(c, k_quantize_q8_K, qgrid, dim3(warps * 32), x, ne0, c->xq);
-        else cu_launch(c, k_quantize_q8_0, qgrid, dim3(warps * 32), x, ne0, c->xq);
-        cu_xq_set(c, x, ne0, n, act);
-        c->n_act_quant += n;
-    }
-    const int nb = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
+    return blocks;
+}
+
+static int64_t rows_of(const cu_weight *const *w, const int *idx, int k) {
+    int64_t rows = 0;
+    for (int i = 0; i < k; i++) rows += w[idx[i]]->ne1;
+    return rows;
+}
+
+/* Jobs idx[0..k), all of one type, in one launch (the activations already quantized). */
+static void launch_group(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add, const int *idx,
+                         int k, int64_t n, int nb) {
+    const uint32_t type = w[idx[0]]->type;
+    /* batches of K-quant weights go to the tensor-core kernels (same bits, weights decoded once) */
+    const bool mma = n >= 2 && c->mma && (type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K || type == TY_TYPE_Q6_K);
+    const int R = rows_per_warp((int)w[idx[0]]->ne0, rows_of(w, idx, k));
+    mv_jobs J;
+    const int blocks = make_jobs(w, y, add, idx, k, mma ? cu_mma_rows_per_block() : QV_WARPS * R, J);
     if (mma) {
         cu_launch_matvec_mma(c, J, (int)type, blocks, nb, (int)n);
         return;
@@ -415,4 +422,76 @@ void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *cons
     case TY_TYPE_Q6_K: launch_type<TY_TYPE_Q6_K>(c, J, blocks, nb, (int)n, R); break;
     default: cu_fail(c, "matmul: no 8-bit kernel for %s", ty_type_name(type));
     }
+}
+
+template <int T1, int R1, int T2, int R2>
+static void launch_pair_r(cuda_backend *c, const mv_jobs &J1, int blocks1, const mv_jobs &J2, int blocks2, int nb) {
+    cu_launch(c, k_matvec_q8_pair<T1, R1, T2, R2>, dim3((unsigned)(blocks1 + blocks2)), dim3(QV_WARPS * 32), J1, J2,
+              blocks1, nb, c->xq);
+}
+
+template <int T1> static void launch_pair(cuda_backend *c, const mv_jobs &J1, int blocks1, int R1, const mv_jobs &J2,
+                                          int blocks2, int R2, int nb) {
+    constexpr int T2 = TY_TYPE_Q6_K;
+    if (R1 == 1 && R2 == 1) launch_pair_r<T1, 1, T2, 1>(c, J1, blocks1, J2, blocks2, nb);
+    else if (R1 == 1) launch_pair_r<T1, 1, T2, QV_ROWS>(c, J1, blocks1, J2, blocks2, nb);
+    else if (R2 == 1) launch_pair_r<T1, QV_ROWS, T2, 1>(c, J1, blocks1, J2, blocks2, nb);
+    else launch_pair_r<T1, QV_ROWS, T2, QV_ROWS>(c, J1, blocks1, J2, blocks2, nb);
+}
+
+/* Whether one decode launch takes both types (k_matvec_q8_pair): Q4_K or Q5_K with Q6_K. */
+static bool pair_types(uint32_t a, uint32_t b) {
+    const auto kq = [](uint32_t t) { return t == TY_TYPE_Q4_K || t == TY_TYPE_Q5_K; };
+    return (kq(a) && b == TY_TYPE_Q6_K) || (kq(b) && a == TY_TYPE_Q6_K);
+}
+
+bool cu_matvec_q8_joins(const cu_weight *const *kept, int k, const cu_weight *w, int64_t n) {
+    if (k < 1 || k >= CU_MV_JOBS || kept[0]->ne0 != w->ne0 || cu_act_format(kept[0]->type) != cu_act_format(w->type))
+        return false;
+    for (int i = 0; i < k; i++)
+        if (kept[i]->type != w->type && !(n == 1 && pair_types(kept[i]->type, w->type))) return false;
+    return true;
+}
+
+void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add, int n_jobs,
+                         const float *x, int64_t n) {
+    const int ne0 = (int)w[0]->ne0;
+    const int act = cu_act_format(w[0]->type);
+    if (n_jobs < 1 || n_jobs > CU_MV_JOBS || !cu_xq_fits(c, act, ne0, n)) {
+        cu_fail(c, "matmul: %d matrices, %lld tokens of %d elements do not fit the 8-bit path (%lld)", n_jobs,
+                (long long)n, ne0, (long long)c->xq_cap);
+        return;
+    }
+    /* the jobs of w[0]'s type (ia) and of one other type (ib) */
+    int ia[CU_MV_JOBS], ib[CU_MV_JOBS], na = 0, nb2 = 0;
+    for (int i = 0; i < n_jobs; i++) {
+        if (w[i]->ne0 != ne0 || cu_act_format(w[i]->type) != act || (w[i]->type != w[0]->type && nb2 > 0 && w[i]->type != w[ib[0]]->type)) {
+            cu_fail(c, "matmul: one launch for matrices of different widths, input formats or more than two types");
+            return;
+        }
+        if (w[i]->type == w[0]->type) ia[na++] = i;
+        else ib[nb2++] = i;
+    }
+    if (!cu_xq_holds(c, x, ne0, n, act)) {
+        const int warps = 8, groups = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
+        const dim3 qgrid((unsigned)((groups + warps - 1) / warps), (unsigned)n);
+        if (act == CU_ACT_Q8_K) cu_launch(c, k_quantize_q8_K, qgrid, dim3(warps * 32), x, ne0, c->xq);
+        else cu_launch(c, k_quantize_q8_0, qgrid, dim3(warps * 32), x, ne0, c->xq);
+        cu_xq_set(c, x, ne0, n, act);
+        c->n_act_quant += n;
+    }
+    const int nb = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
+    if (nb2 > 0 && n == 1 && pair_types(w[ia[0]]->type, w[ib[0]]->type)) {
+        const int *i1 = w[ia[0]]->type == TY_TYPE_Q6_K ? ib : ia, *i2 = i1 == ia ? ib : ia;
+        const int k1 = i1 == ia ? na : nb2, k2 = i1 == ia ? nb2 : na;
+        const int R1 = rows_per_warp(ne0, rows_of(w, i1, k1)), R2 = rows_per_warp(ne0, rows_of(w, i2, k2));
+        mv_jobs J1, J2;
+        const int b1 = make_jobs(w, y, add, i1, k1, QV_WARPS * R1, J1), b2 = make_jobs(w, y, add, i2, k2, QV_WARPS * R2, J2);
+        if (w[i1[0]]->type == TY_TYPE_Q4_K) launch_pair<TY_TYPE_Q4_K>(c, J1, b1, R1, J2, b2, R2, nb);
+        else launch_pair<TY_TYPE_Q5_K>(c, J1, b1, R1, J2, b2, R2, nb);
+        c->n_mv_pair++;
+        return;
+    }
+    launch_group(c, w, y, add, ia, na, n, nb);
+    if (nb2 > 0) launch_group(c, w, y, add, ib, nb2, n, nb);
 }
