@@ -109,8 +109,10 @@ static void matmul_fast_task(void *arg, int ith, int nth) {
     if (j->n == 1) {
         /* Decode: the threads take chunks of contiguous rows in turn, so that one slowed by the
          * machine (other processes, its share of the memory bus) takes fewer instead of keeping the
-         * others waiting at the barrier; about 64 chunks per thread. Each row is still one vec_dot. */
-        const ty_vec_dot_fn dot = j->kern->vec_dot[w->type];
+         * others waiting at the barrier; about 64 chunks per thread. A chunk is one vec_dot_multi of
+         * one token: the bits of vec_dot, and for Q4_0 the activations re-laid out once for the
+         * chunk's rows, with unsigned weights (kernels_avx2.c). */
+        const ty_vec_dot_multi_fn multi = j->kern->vec_dot_multi[w->type];
         const uint8_t *const data = w->data, *const xq = j->xq;
         float *const y = j->y;
         const long long rows = w->ne1;
@@ -120,7 +122,7 @@ static void matmul_fast_task(void *arg, int ith, int nth) {
         if (chunk < 8) chunk = 8;
         for (long long b; (b = atomic_fetch_add_explicit(&j->next_row, chunk, memory_order_relaxed)) < rows;) {
             const long long e = b + chunk < rows ? b + chunk : rows;
-            for (long long r = b; r < e; r++) dot(ne0, &y[r], data + (uint64_t)r * row_bytes, xq);
+            multi(ne0, &y[b], rows, data + (uint64_t)b * row_bytes, row_bytes, e - b, xq, j->xq_row, 1);
         }
         return;
     }
