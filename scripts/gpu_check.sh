@@ -16,8 +16,9 @@
 #   mkdir -p device-fixtures/gguf && cp ../shared/fixtures/cases.txt device-fixtures/ && cp ../shared/fixtures/gguf/tiny-hd128-q4_k_m.gguf ../shared/fixtures/gguf/tiny-hd128-q5_k_m.gguf ../shared/fixtures/gguf/tiny-hd128-q4_0.gguf ../shared/fixtures/gguf/tiny-e2e-q4_k_m.gguf ../shared/fixtures/gguf/tiny-e2e-q5_k_m.gguf device-fixtures/gguf/
 # Then on the device (carry: device-fixtures):
 #   bash scripts/gpu_check.sh
-# Environment: TY_GPU_CHECK_SKIP="sanitizer bench spec" skips steps ("configure build" too, to check a
-# build made elsewhere); BUILD_DIR (default build-cuda).
+# Environment: TY_GPU_CHECK_SKIP="sanitizer bench spec" skips steps ("bench" all four bench steps,
+# "bench_depth" etc. one; "configure build" too, to check a build made elsewhere); BUILD_DIR (default
+# build-cuda).
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/cuda/bin"
@@ -31,7 +32,10 @@ FAILED=0
 step() { # step NAME LOGFILE TIMEOUT_S COMMAND...
     local name=$1 log=$2 limit=$3
     shift 3
-    if [[ "$SKIP" == *" $name "* ]]; then SUMMARY+=("SKIP  $name"); return 0; fi
+    if [[ "$SKIP" == *" $name "* || ("$name" == bench_* && "$SKIP" == *" bench "*) ]]; then
+        SUMMARY+=("SKIP  $name")
+        return 0
+    fi
     echo "==== $name: $*"
     local t0=$SECONDS rc
     timeout "$limit" "$@" >"$LOG/$log" 2>&1
@@ -96,7 +100,9 @@ if [[ -n "$SEVEN_B" ]]; then
         local rc=$?
         kill $sampler 2>/dev/null
         wait $sampler 2>/dev/null
-        echo "$label: peak process GPU memory $(sort -n "$LOG/mem.txt" | tail -1) MiB" >>"$LOG/mem.log"
+        local peak
+        peak=$(sort -n "$LOG/mem.txt" | tail -1)
+        [[ -n "$peak" ]] && echo "$label: peak process GPU memory $peak MiB" >>"$LOG/mem.log"
         return $rc
     }
     peak_mem "bench at depth 0 (context 528)" step bench bench.log 240 "./$BUILD/trainyard" bench -m /tmp/m.gguf \

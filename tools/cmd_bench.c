@@ -236,12 +236,13 @@ int cmd_bench(int argc, char **argv) {
     /* warm-up: page the weights in and start the threads with one token; a GPU also loads each
      * kernel and sizes cuBLAS's workspace on first use (the first pp512 on an H100 took 4x the
      * others, and 1.5x after a 64-token warm-up), so there the whole prompt runs once too, as
-     * llama-bench's warm-up does */
+     * llama-bench's warm-up does, and at the benchmarked depth (a recording per split count) */
     const int64_t warm[2] = {1, on_cpu ? 0 : bench_p};
     for (int i = 0; i < 2 && !ret; i++) {
         if (i > 0 && warm[i] <= 1) break;
         random_tokens(toks, warm[i], info.n_vocab, &rng);
-        if (fill(c, 0, info.n_vocab, &rng, 0) || ty_context_eval(c, toks, warm[i], TY_LOGITS_LAST))
+        if (fill(c, on_cpu ? 0 : depth, info.n_vocab, &rng, on_cpu ? 0 : o.synthetic_depth) ||
+            ty_context_eval(c, toks, warm[i], TY_LOGITS_LAST))
             ret = cli_fail("bench", ty_context_errmsg(c));
     }
     if (!ret && bench_p > 0) {

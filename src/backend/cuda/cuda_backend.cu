@@ -548,6 +548,7 @@ static int64_t cu_counter(ty_backend *be, const char *name) {
     if (strcmp(name, "attn_quant") == 0) return c->n_attn_quant;
     if (strcmp(name, "attn_split4") == 0) return c->n_attn_split4;
     if (strcmp(name, "mv_pair") == 0) return c->n_mv_pair;
+    if (strcmp(name, "mma_capable") == 0) return c->mma; /* 1 where the tensor-core kernels may run */
     return -1;
 }
 
