@@ -561,7 +561,7 @@ DOT_BLOCKS(ty_avx2_dot_q4_K, q4_K_block, blk_q4_K, blk_q8_K, TY_QK_K)
 DOT_BLOCKS(ty_avx2_dot_q5_K, q5_K_block, blk_q5_K, blk_q8_K, TY_QK_K)
 DOT_BLOCKS(ty_avx2_dot_q6_K, q6_K_block, blk_q6_K, blk_q8_K, TY_QK_K)
 
-/* ---- multi-token dot products (prompt processing) -------------------------------------------- *
+/* ---- multi-token dot products (prompt processing; Q4_0 decode too) ---------------------------- *
  * vec_dot_multi dots one weight row with n_tok activation rows. A prompt's matmul is compute
  * bound, and most of a single-row kernel's work per block is unpacking the weights (nibbles, high
  * bits, 6-bit scales, f16 scales); here each weight block is unpacked once and multiplied into a
@@ -576,7 +576,8 @@ DOT_BLOCKS(ty_avx2_dot_q6_K, q6_K_block, blk_q6_K, blk_q8_K, TY_QK_K)
  * single-row kernel must be mirrored here; tests/test_kernels.c compares the two bit for bit.
  *
  * Tokens go by groups of NT = 8 or 4 (see MULTI_NT below), leftovers by 4, then through the
- * single-row kernel. The block functions take nt as an argument; it is a constant after inlining,
+ * single-row kernel (Q4_0: prepared one at a time, PREP_MULTI's ONE). The block functions take nt
+ * as an argument; it is a constant after inlining,
  * so their token loops unroll and the integer sums become registers (at nt = 8 they fill half of
  * the 16 ymm registers; the float accumulators live in L1). */
 
@@ -746,8 +747,9 @@ TY_AVX2_INLINE void q8_0_pair_prep(const blk_q8_0 *x, const q8_pair *y, const __
 /* The entry: the tokens in groups of 8 (then one of 4), each group's activations prepared once for
  * all n_rows weight rows; then per block of rows (read from memory once per call, then from L2) and
  * per group, chunks of pairs, and per row a last odd block (from the raw rows, into acc1, as
- * DOT_PAIRS) and the sum. The last 1-3 tokens, short rows and a failed allocation go through the
- * single-row kernel. */
+ * DOT_PAIRS) and the sum. The last 1-3 tokens (with ONE: prepared, one at a time), short rows and a
+ * failed allocation go through the single-row kernel. With ONE, a decode prepares its token once per
+ * call (cpu_backend: a call per chunk of ~64 rows): an allocation and 1/64 of the arithmetic. */
 #define PREP_MULTI(NAME, CHUNK, BLOCK, SINGLE, WT, OFF, ONE)                                       \
     static void TY_AVX2 NAME##_block(int64_t nb, float *s, int64_t s_stride, const uint8_t *w,     \
                                      size_t w_stride, int nr, const q8_pair *yp, const __m256i *corr, \
@@ -801,9 +803,10 @@ TY_AVX2_INLINE void q8_0_pair_prep(const blk_q8_0 *x, const q8_pair *y, const __
                              prep + t * np, corr ? corr + t * np : NULL, a + (size_t)t * a_stride, a_stride, nt); \
             }                                                                                      \
         }                                                                                          \
-        /* the last 1-3 tokens (a decode's one) one at a time; with ONE prepared too (into the     \
-         * groups' buffers, free again), each row whole before the next: one token's rows          \
-         * interleaved by blocks of PREP_ROWS defeat the prefetchers (decode fell to 2.3 tokens/s) */ \
+        /* the tokens past the groups (1-3, a decode's one; all of them if allocation failed) one  \
+         * at a time; with ONE prepared too (into the groups' buffers, free again), each row whole \
+         * before the next: one token's rows interleaved by blocks of PREP_ROWS defeat the         \
+         * prefetchers (decode fell to 2.3 tokens/s) */                                            \
         for (int64_t u = n_grouped; u < n_tok; u++) {                                              \
             if ((ONE) && prep && ((OFF) == 0 || corr)) {                                           \
                 q8_pairs_prepare(a + (size_t)u * a_stride, a_stride, np, 1, prep, corr, OFF);      \

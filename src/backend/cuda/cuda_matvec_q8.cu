@@ -13,7 +13,8 @@
  * Matrix-vector: a warp computes R whole rows (R = 2: the activations each lane loads serve both,
  * and a 4096-row matrix is 512 blocks, one wave on an H100; at one row per warp the Q6_K kernel's
  * 1024 blocks were 924 per wave, and the last 100 took as long as the first 924; but R = 1 for rows
- * wider than 4096 and for launches of at most 2048 rows, see rows_per_warp). Q4_K/Q5_K have
+ * wider than 4096 and for launches (or a two-type launch's type) of at most 2048 rows, see
+ * rows_per_warp). Q4_K/Q5_K have
  * their own kernel (64 elements per lane, 8 whole blocks per warp step); Q4_0/Q8_0/Q6_K rows are cut into
  * tasks (a Q4_0/Q8_0 block, 64 elements of a Q6_K block), lane i taking tasks i, i+32, ..., so a
  * warp's loads cover consecutive bytes of the row. Lane sums are float, then a shuffle reduction;
@@ -355,7 +356,7 @@ int cu_act_format(uint32_t type) {
 }
 
 /* Rows per warp: QV_ROWS, but one for rows of more than 4096 elements (w_down's 14336) and for
- * launches of at most 2048 rows (Q4_K_M's Q6_K w_v alone: 1024 rows): those have few rows for their
+ * launches of at most 2048 rows of a type (Q4_K_M's Q6_K w_v: 1024 rows): those have few rows for their
  * bytes, and two rows per warp left too few warps to keep the loads in flight (H100, random 7B,
  * tg128: wide rows Q8_0 270 -> 276, Q4_0 402 -> 410, Q4_K_M 372 -> 375; few rows Q4_K_M 375 -> 380;
  * one row per warp for every Q4_K matrix lost 5%). */
