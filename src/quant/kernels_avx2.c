@@ -577,9 +577,9 @@ DOT_BLOCKS(ty_avx2_dot_q6_K, q6_K_block, blk_q6_K, blk_q8_K, TY_QK_K)
  *
  * Tokens go by groups of NT = 8 or 4 (see MULTI_NT below), leftovers by 4, then through the
  * single-row kernel (Q4_0: prepared one at a time, PREP_MULTI's ONE). The block functions take nt
- * as an argument; it is a constant after inlining,
- * so their token loops unroll and the integer sums become registers (at nt = 8 they fill half of
- * the 16 ymm registers; the float accumulators live in L1). */
+ * as an argument; it is a constant after inlining, so their token loops unroll and the integer sums
+ * become registers (at nt = 8 they fill half of the 16 ymm registers; the float accumulators live
+ * in L1). */
 
 #define MULTI_MAX_NT 8
 

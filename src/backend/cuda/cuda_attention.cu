@@ -327,8 +327,9 @@ __global__ void __launch_bounds__(32 * DEC_WARPS)
     part += (int64_t)t * n_head * n_splits * PART_STRIDE;
     const int64_t e0 = (int64_t)kvh * FA_HD + 8 * sub; /* this lane's first element in a cache row */
     float qv[GM][8], m[GM], l[GM], acc[GM][8];
+    /* q is loaded before the position: for a block with keys, one memory round trip, not two */
 #pragma unroll
-    for (int h = 0; h < GM; h++) { /* q is loaded before the position: for a block with keys, one memory round trip, not two */
+    for (int h = 0; h < GM; h++) {
         const float *qr = q + (int64_t)(kvh * G + min(h, G - 1)) * FA_HD + 8 * sub;
         const float4 a = *(const float4 *)qr, b = *(const float4 *)(qr + 4);
         qv[h][0] = a.x * scale, qv[h][1] = a.y * scale, qv[h][2] = a.z * scale, qv[h][3] = a.w * scale;

@@ -14,7 +14,8 @@
  *
  * Numbers: Q (scaled first, in fp32) and P are rounded to fp16 (unit roundoff 2^-11) as llama.cpp's
  * flash attention does; the keys and values already are fp16. Scores, the running max and sum, and
- * the output stay fp32; the softmax uses exp2 of scores pre-multiplied by log2(e). tests/test_cuda.c states the resulting bound.
+ * the output stay fp32; the softmax uses exp2 of scores pre-multiplied by log2(e). tests/test_cuda.c
+ * states the resulting bound.
  *
  * Fragment layouts (PTX ISA, mma.m16n8k16 .f16): lane = 4 g + c. A (16 x 16, row-major): a0 = row g,
  * cols 2c, 2c+1; a1 = row g + 8, same cols; a2, a3 = cols + 8. B (16 x 8, "col"): b0 = rows 2c, 2c+1

@@ -15,11 +15,11 @@
  * Fusion. To launch fewer kernels per decode step, some ops do the next op's work on the way:
  * rmsnorm, swiglu and decode attention's combine also write their output as the 8-bit activations
  * the next matmul would make of it (cu_xq_*), matmul_add adds the product into the residual in the
- * matmul's last store, and rope_store rotates q and k and fills both KV caches in one launch, and fast-path matmuls of one
- * quantized input (q, k, v; gate, up) are launched as one kernel (cu_mv_defer). Each gives the bits
- * of the unfused ops. TY_CUDA_NO_FUSE=1 in the environment (read when a backend is created) turns
- * all of it off: matmul_add and rope_store are then NULL and forward.c runs the separate ops, which
- * the tests compare against. */
+ * matmul's last store, rope_store rotates q and k and fills both KV caches in one launch, and
+ * fast-path matmuls of one quantized input (q, k, v; gate, up) are launched as one kernel
+ * (cu_mv_defer). Each gives the bits of the unfused ops. TY_CUDA_NO_FUSE=1 in the environment (read
+ * when a backend is created) turns all of it off: matmul_add and rope_store are then NULL and
+ * forward.c runs the separate ops, which the tests compare against. */
 #ifndef TY_CUDA_COMMON_CUH
 #define TY_CUDA_COMMON_CUH
 

@@ -322,7 +322,8 @@ __device__ __forceinline__ void mv_q8_kq(const mv_job &m, int nb, const cu_q8act
 }
 
 /* Block `m.block` of a matrix of type T: Q4_K/Q5_K's own kernel or the task kernel. */
-template <int T, int NT, int R> __device__ __forceinline__ void mv_any(const mv_job &m, int nb, const cu_q8act &a, int n) {
+template <int T, int NT, int R>
+__device__ __forceinline__ void mv_any(const mv_job &m, int nb, const cu_q8act &a, int n) {
     if constexpr (T == TY_TYPE_Q4_K || T == TY_TYPE_Q5_K) mv_q8_kq<T, NT, R>(m, nb, a, n);
     else mv_q8<T, NT, R>(m, nb, a, n);
 }
@@ -356,8 +357,8 @@ int cu_act_format(uint32_t type) {
 }
 
 /* Rows per warp: QV_ROWS, but one for rows of more than 4096 elements (w_down's 14336) and for
- * launches of at most 2048 rows of a type (Q4_K_M's Q6_K w_v: 1024 rows): those have few rows for their
- * bytes, and two rows per warp left too few warps to keep the loads in flight (H100, random 7B,
+ * launches of at most 2048 rows of a type (Q4_K_M's Q6_K w_v: 1024 rows): those have few rows for
+ * their bytes, and two rows per warp left too few warps to keep the loads in flight (H100, random 7B,
  * tg128: wide rows Q8_0 270 -> 276, Q4_0 402 -> 410, Q4_K_M 372 -> 375; few rows Q4_K_M 375 -> 380;
  * one row per warp for every Q4_K matrix lost 5%). */
 static int rows_per_warp(int ne0, int64_t rows) { return ne0 > 4096 || rows <= 2048 ? 1 : QV_ROWS; }
@@ -379,38 +380,42 @@ template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int 
     else launch_nt<T, 16>(c, J, blocks, nb, n, R);
 }
 
-/* Jobs idx[0..k) of w / y / add as one mv_jobs of rows_per_block-row blocks; returns the blocks. */
-static int make_jobs(const cu_weight *const *w, float *const *y, const bool *add, const int *idx, int k,
-                     int rows_per_block, mv_jobs &J) {
+/* Some of a launch's jobs: indices into its w / y / add, all of one weight type. */
+struct mv_group {
+    int idx[CU_MV_JOBS], k;
+};
+
+/* Group g as one mv_jobs of R rows per warp (R from rows_per_warp over the group's rows, or the
+ * tensor-core kernels' rows per block when mma); returns its blocks. */
+static int make_jobs(const cu_weight *const *w, float *const *y, const bool *add, const mv_group &g, bool mma,
+                     int &R, mv_jobs &J) {
+    int64_t rows = 0;
+    for (int i = 0; i < g.k; i++) rows += w[g.idx[i]]->ne1;
+    R = rows_per_warp((int)w[g.idx[0]]->ne0, rows);
+    const int rows_per_block = mma ? cu_mma_rows_per_block() : QV_WARPS * R;
     int blocks = 0;
     for (int i = 0; i < CU_MV_JOBS; i++) {
-        const int j = idx[i < k ? i : k - 1]; /* unused slots: a copy of the last, ending where it ends */
+        const int j = g.idx[i < g.k ? i : g.k - 1]; /* unused slots: a copy of the last, ending where it ends */
         J.W[i] = w[j]->dev;
         J.y[i] = y[j];
         J.pitch[i] = w[j]->pitch;
         J.ne1[i] = (int)w[j]->ne1;
         J.add[i] = add[j];
-        if (i < k) blocks += (int)((w[j]->ne1 + rows_per_block - 1) / rows_per_block);
+        if (i < g.k) blocks += (int)((w[j]->ne1 + rows_per_block - 1) / rows_per_block);
         J.end[i] = blocks;
     }
     return blocks;
 }
 
-static int64_t rows_of(const cu_weight *const *w, const int *idx, int k) {
-    int64_t rows = 0;
-    for (int i = 0; i < k; i++) rows += w[idx[i]]->ne1;
-    return rows;
-}
-
-/* Jobs idx[0..k), all of one type, in one launch (the activations already quantized). */
-static void launch_group(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add, const int *idx,
-                         int k, int64_t n, int nb) {
-    const uint32_t type = w[idx[0]]->type;
+/* Group g in one launch (the activations already quantized). */
+static void launch_group(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add,
+                         const mv_group &g, int64_t n, int nb) {
+    const uint32_t type = w[g.idx[0]]->type;
     /* batches of K-quant weights go to the tensor-core kernels (same bits, weights decoded once) */
     const bool mma = n >= 2 && c->mma && (type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K || type == TY_TYPE_Q6_K);
-    const int R = rows_per_warp((int)w[idx[0]]->ne0, rows_of(w, idx, k));
+    int R;
     mv_jobs J;
-    const int blocks = make_jobs(w, y, add, idx, k, mma ? cu_mma_rows_per_block() : QV_WARPS * R, J);
+    const int blocks = make_jobs(w, y, add, g, mma, R, J);
     if (mma) {
         cu_launch_matvec_mma(c, J, (int)type, blocks, nb, (int)n);
         return;
@@ -431,13 +436,18 @@ static void launch_pair_r(cuda_backend *c, const mv_jobs &J1, int blocks1, const
               blocks1, nb, c->xq);
 }
 
-template <int T1> static void launch_pair(cuda_backend *c, const mv_jobs &J1, int blocks1, int R1, const mv_jobs &J2,
-                                          int blocks2, int R2, int nb) {
+/* Decode of g1 (Q4_K or Q5_K: T1) and g2 (Q6_K) in one launch. */
+template <int T1>
+static void launch_pair(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add,
+                        const mv_group &g1, const mv_group &g2, int nb) {
     constexpr int T2 = TY_TYPE_Q6_K;
-    if (R1 == 1 && R2 == 1) launch_pair_r<T1, 1, T2, 1>(c, J1, blocks1, J2, blocks2, nb);
-    else if (R1 == 1) launch_pair_r<T1, 1, T2, QV_ROWS>(c, J1, blocks1, J2, blocks2, nb);
-    else if (R2 == 1) launch_pair_r<T1, QV_ROWS, T2, 1>(c, J1, blocks1, J2, blocks2, nb);
-    else launch_pair_r<T1, QV_ROWS, T2, QV_ROWS>(c, J1, blocks1, J2, blocks2, nb);
+    int R1, R2;
+    mv_jobs J1, J2;
+    const int b1 = make_jobs(w, y, add, g1, false, R1, J1), b2 = make_jobs(w, y, add, g2, false, R2, J2);
+    if (R1 == 1 && R2 == 1) launch_pair_r<T1, 1, T2, 1>(c, J1, b1, J2, b2, nb);
+    else if (R1 == 1) launch_pair_r<T1, 1, T2, QV_ROWS>(c, J1, b1, J2, b2, nb);
+    else if (R2 == 1) launch_pair_r<T1, QV_ROWS, T2, 1>(c, J1, b1, J2, b2, nb);
+    else launch_pair_r<T1, QV_ROWS, T2, QV_ROWS>(c, J1, b1, J2, b2, nb);
 }
 
 /* Whether one decode launch takes both types (k_matvec_q8_pair): Q4_K or Q5_K with Q6_K. */
@@ -463,15 +473,16 @@ void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *cons
                 (long long)n, ne0, (long long)c->xq_cap);
         return;
     }
-    /* the jobs of w[0]'s type (ia) and of one other type (ib) */
-    int ia[CU_MV_JOBS], ib[CU_MV_JOBS], na = 0, nb2 = 0;
+    /* g[0]: the jobs of w[0]'s type; g[1]: those of one other type */
+    mv_group g[2] = {};
     for (int i = 0; i < n_jobs; i++) {
-        if (w[i]->ne0 != ne0 || cu_act_format(w[i]->type) != act || (w[i]->type != w[0]->type && nb2 > 0 && w[i]->type != w[ib[0]]->type)) {
+        const int other = w[i]->type != w[0]->type;
+        const bool third = other && g[1].k > 0 && w[i]->type != w[g[1].idx[0]]->type;
+        if (w[i]->ne0 != ne0 || cu_act_format(w[i]->type) != act || third) {
             cu_fail(c, "matmul: one launch for matrices of different widths, input formats or more than two types");
             return;
         }
-        if (w[i]->type == w[0]->type) ia[na++] = i;
-        else ib[nb2++] = i;
+        g[other].idx[g[other].k++] = i;
     }
     if (!cu_xq_holds(c, x, ne0, n, act)) {
         const int warps = 8, groups = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
@@ -482,17 +493,13 @@ void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *cons
         c->n_act_quant += n;
     }
     const int nb = ne0 / (act == CU_ACT_Q8_K ? 256 : 32);
-    if (nb2 > 0 && n == 1 && pair_types(w[ia[0]]->type, w[ib[0]]->type)) {
-        const int *i1 = w[ia[0]]->type == TY_TYPE_Q6_K ? ib : ia, *i2 = i1 == ia ? ib : ia;
-        const int k1 = i1 == ia ? na : nb2, k2 = i1 == ia ? nb2 : na;
-        const int R1 = rows_per_warp(ne0, rows_of(w, i1, k1)), R2 = rows_per_warp(ne0, rows_of(w, i2, k2));
-        mv_jobs J1, J2;
-        const int b1 = make_jobs(w, y, add, i1, k1, QV_WARPS * R1, J1), b2 = make_jobs(w, y, add, i2, k2, QV_WARPS * R2, J2);
-        if (w[i1[0]]->type == TY_TYPE_Q4_K) launch_pair<TY_TYPE_Q4_K>(c, J1, b1, R1, J2, b2, R2, nb);
-        else launch_pair<TY_TYPE_Q5_K>(c, J1, b1, R1, J2, b2, R2, nb);
+    if (g[1].k > 0 && n == 1 && pair_types(w[g[0].idx[0]]->type, w[g[1].idx[0]]->type)) {
+        const int kq = w[g[0].idx[0]]->type == TY_TYPE_Q6_K; /* g[kq]: the Q4_K / Q5_K jobs, g[!kq]: the Q6_K ones */
+        if (w[g[kq].idx[0]]->type == TY_TYPE_Q4_K) launch_pair<TY_TYPE_Q4_K>(c, w, y, add, g[kq], g[!kq], nb);
+        else launch_pair<TY_TYPE_Q5_K>(c, w, y, add, g[kq], g[!kq], nb);
         c->n_mv_pair++;
         return;
     }
-    launch_group(c, w, y, add, ia, na, n, nb);
-    if (nb2 > 0) launch_group(c, w, y, add, ib, nb2, n, nb);
+    launch_group(c, w, y, add, g[0], n, nb);
+    if (g[1].k > 0) launch_group(c, w, y, add, g[1], n, nb);
 }
