@@ -326,19 +326,29 @@ done:
     free_weight(&X);
 }
 
-static void test_matvec_fast(void) {
+static int64_t counter(ty_backend *g, const char *name);
+
+/* split: the value of TY_CUDA_MV_SPLIT for the backend (NULL: unset). Every shape here has fewer rows
+ * than the default threshold, so Q4_0 rows take two warps each by default, and one with "0". */
+static void test_matvec_fast_split(const char *split) {
     ty_backend_config cfg = {.n_threads = 1, .exact_math = 0};
     ty_backend *g = NULL;
     ty_err err = {0};
-    if (ty_backend_new("cuda", &cfg, &g, &err) != TY_OK) {
+    if (split) setenv("TY_CUDA_MV_SPLIT", split, 1);
+    const int made = ty_backend_new("cuda", &cfg, &g, &err) == TY_OK;
+    unsetenv("TY_CUDA_MV_SPLIT");
+    if (!made) {
         CHECK(0, "cuda backend (fast path): %s", err.msg);
         return;
     }
     ty_hparams hp = {.n_embd = 4352, .n_ff = 4352, .n_head = 8, .n_head_kv = 1, .head_dim = 128, .n_rot = 128,
                      .rope_freq_base = 1e6f, .n_layer = 1, .n_vocab = 32};
     CHECK(g->ops->reserve(g, &hp, 16, 64, &err) == TY_OK, "reserve (fast path): %s", err.msg);
-    const uint32_t types[] = {TY_TYPE_Q4_0, TY_TYPE_Q8_0, TY_TYPE_Q4_K, TY_TYPE_Q5_K, TY_TYPE_Q6_K};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+    const uint32_t all[] = {TY_TYPE_Q4_0, TY_TYPE_Q8_0, TY_TYPE_Q4_K, TY_TYPE_Q5_K, TY_TYPE_Q6_K};
+    const size_t n_types = split ? 1 : sizeof all / sizeof all[0]; /* with split: Q4_0 */
+    const uint32_t *types = all;
+    const int64_t split0 = counter(g, "mv_split");
+    for (size_t i = 0; i < n_types; i++) {
         test_matvec_fast_shape(g, types[i], 4352, 37, 1);
         test_matvec_fast_shape(g, types[i], 256, 300, 1);
         /* more than 2048 rows of at most 4096: two rows per warp (fewer take one, rows_per_warp) */
@@ -349,8 +359,16 @@ static void test_matvec_fast(void) {
         test_matvec_fast_shape(g, types[i], 4352, 21, 8);
         test_matvec_fast_shape(g, types[i], 2304, 19, 16); /* the largest batch of the 8-bit kernels */
     }
+    const int64_t splits = counter(g, "mv_split") - split0;
+    CHECK(split ? splits == 0 : splits >= 8, "fast matvec (TY_CUDA_MV_SPLIT=%s): %lld launches with two warps a row",
+          split ? split : "unset", (long long)splits);
     backend_ok(g, "fast matvec");
     g->ops->destroy(g);
+}
+
+static void test_matvec_fast(void) {
+    test_matvec_fast_split(NULL);
+    test_matvec_fast_split("0");
 }
 
 /* ---- fused ops against the unfused ones -------------------------------------------------------- */

@@ -381,7 +381,7 @@ static bool cu_mv_defer(cuda_backend *c, const cu_weight *w, const float *x, int
     if (!c->fuse || c->exact || n > CU_MV_MAX_TOKENS || act == CU_ACT_NONE || !cu_xq_holds(c, x, w->ne0, n, act) ||
         overlap(y, n * w->ne1, x, n * w->ne0))
         return false;
-    bool joins = c->mv_pending > 0 && c->mv_x == x && c->mv_n == n && cu_matvec_q8_joins(c->mv_w, c->mv_pending, w, n);
+    bool joins = c->mv_pending > 0 && c->mv_x == x && c->mv_n == n && cu_matvec_q8_joins(c, c->mv_w, c->mv_pending, w, n);
     for (int i = 0; joins && i < c->mv_pending; i++) joins = !overlap(y, n * w->ne1, c->mv_y[i], n * c->mv_w[i]->ne1);
     if (!joins) cu_mv_flush(c);
     const int k = c->mv_pending++;
@@ -548,6 +548,7 @@ static int64_t cu_counter(ty_backend *be, const char *name) {
     if (strcmp(name, "attn_quant") == 0) return c->n_attn_quant;
     if (strcmp(name, "attn_split4") == 0) return c->n_attn_split4;
     if (strcmp(name, "mv_pair") == 0) return c->n_mv_pair;
+    if (strcmp(name, "mv_split") == 0) return c->n_mv_split;
     if (strcmp(name, "mma_capable") == 0) return c->mma; /* 1 where the tensor-core kernels may run */
     return -1;
 }
@@ -640,6 +641,8 @@ extern "C" int ty_backend_cuda_new(const ty_backend_config *cfg, int device_inde
         c->split_w8_keys = v < 128 ? 0 : 128;
         while (v >= 128 && 2 * c->split_w8_keys <= v) c->split_w8_keys *= 2;
     }
+    const char *split = getenv("TY_CUDA_MV_SPLIT");
+    c->mv_split_below = split && *split ? atoll(split) : CU_MV_SPLIT_BELOW;
     const char *sync = getenv("TY_CUDA_SYNC");
     if (sync && *sync && strcmp(sync, "0") != 0) c->sync_each_op = 1;
     const char *no_graph = getenv("TY_CUDA_NO_GRAPH");

@@ -71,6 +71,10 @@ typedef struct cu_q8act {
 #define CU_MV_MAX_TOKENS 16
 /* Matrices of the same input, type and width that the 8-bit kernels multiply in one launch (q, k, v). */
 #define CU_MV_JOBS 3
+/* Q4_0 matrices of fewer rows than this take two warps per row group in the 8-bit matvec kernels
+ * (c->mv_split_below; TY_CUDA_MV_SPLIT overrides it): a 7B's q, k, v, w_o and w_down, not its gate,
+ * up and output. */
+#define CU_MV_SPLIT_BELOW 8192
 /* recorded decode steps kept (cuda_graph.cu): splits 1, 2, 4, ..., 2^19 (of 128 keys: more than any
  * context, whose splits gridDim.y bounds at 65535) */
 #define CU_MAX_GRAPHS 20
@@ -87,6 +91,7 @@ typedef struct cuda_backend {
     int pdl;                /* decode kernels launched with PDL (cu_launch; TY_CUDA_NO_PDL=1: off) */
     int mma;                /* batches of 2..16 tokens on tensor cores (sm_80+; TY_CUDA_NO_MMA=1: off) */
     int64_t split_w8_keys;  /* decode attention: 8 warps per block up to this many keys, then 4 */
+    int64_t mv_split_below; /* Q4_0 matrices of fewer rows than this: 2 warps per row group */
     /* the fast path's 8-bit activation vectors: CU_MV_MAX_TOKENS rows of xq_cap elements (the
      * widest matmul input) */
     cu_q8act xq;
@@ -104,6 +109,7 @@ typedef struct cuda_backend {
     int64_t n_attn_quant;   /* rows attention quantized for w_o on the way (the counter "attn_quant") */
     int64_t n_attn_split4;  /* decode attention launches with 4 warps per split block ("attn_split4") */
     int64_t n_mv_pair;      /* decode matvec launches of two weight types at once ("mv_pair") */
+    int64_t n_mv_split;     /* matvec launches with two warps per row group ("mv_split") */
     /* matmuls kept for one launch (cu_mv_defer, cuda_backend.cu): mv_pending of them, all of input
      * mv_x (mv_n tokens, quantized in xq) */
     const cu_weight *mv_w[CU_MV_JOBS];
@@ -212,7 +218,7 @@ int cu_act_format(uint32_t type);
 void cu_launch_matvec_q8(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add, int n_jobs,
                          const float *x, int64_t n);
 /* Whether w (n tokens) may join the k matmuls kept[] of the same input in such a launch. */
-bool cu_matvec_q8_joins(const cu_weight *const *kept, int k, const cu_weight *w, int64_t n);
+bool cu_matvec_q8_joins(const cuda_backend *c, const cu_weight *const *kept, int k, const cu_weight *w, int64_t n);
 /* Launches the matmuls kept by cu_mv_defer (cuda_backend.cu); every op but matmul calls it first. */
 void cu_mv_flush(cuda_backend *c);
 /* act != CU_ACT_NONE (cu_xq_fits): the output is also quantized into c->xq for the next matmul. */

@@ -183,16 +183,45 @@ __device__ __forceinline__ void mv_store(float (&acc)[R][NT], const mv_job &m, i
         }
 }
 
-/* R rows per warp, NT tokens (n of them real): each task's weights are read once from memory (the
- * other tokens' reads of the same bytes hit L1). Rows past ne1 read row ne1 - 1 and store nothing. */
-template <int T, int NT, int R>
+/* mv_store for rows that S warps of the block share (warps S g .. S g + S - 1 hold parts of rows
+ * row0..): each warp's sums over its lanes, then warp S g adds the S parts in warp order. */
+template <int R, int NT, int S>
+__device__ __forceinline__ void mv_store_split(float (&acc)[R][NT], const mv_job &m, int lane, int row0, int n) {
+    __shared__ float part[QV_WARPS][R * NT];
+    const int warp = threadIdx.x / 32;
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+#pragma unroll
+            for (int off = 16; off >= 1; off >>= 1) acc[r][t] = __fadd_rn(acc[r][t], __shfl_xor_sync(FULL_MASK, acc[r][t], off));
+            if (lane == 0) part[warp][r * NT + t] = acc[r][t];
+        }
+    __syncthreads();
+    if (warp % S) return;
+    for (int i = lane; i < R * NT; i += 32) {
+        const int r = i / NT, t = i % NT;
+        float v = part[warp][i];
+#pragma unroll
+        for (int k = 1; k < S; k++) v = __fadd_rn(v, part[warp + k][i]);
+        if (row0 + r < m.ne1 && t < n) cu_mm_store(m.y + (int64_t)t * m.ne1 + row0 + r, v, m.add);
+    }
+}
+
+/* R rows per warp group of S warps, NT tokens (n of them real): each task's weights are read once
+ * from memory (the other tokens' reads of the same bytes hit L1). Rows past ne1 read row ne1 - 1 and
+ * store nothing. S = 2 (one-task-per-block types only): the two warps of a group take alternate runs
+ * of 32 tasks of the same rows, so that a launch of few rows has twice the warps keeping loads in
+ * flight. */
+template <int T, int NT, int R, int S = 1>
 __device__ __forceinline__ void mv_q8(const mv_job &m, int nb, const cu_q8act &a, int n) {
     constexpr int TPB = q8task<T>::TASKS, TS = qt<T>::TS;
+    static_assert(S == 1 || TPB == 1, "K-quant rows keep the canonical order: one warp each");
     const uint8_t *__restrict__ W = m.W;
     const uint64_t pitch = m.pitch;
     const int ne1 = m.ne1;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int row0 = (m.block * QV_WARPS + warp) * R;
+    const int row0 = (m.block * (QV_WARPS / S) + warp / S) * R;
     const uint8_t *wr[R];
 #pragma unroll
     for (int r = 0; r < R; r++) wr[r] = W + (uint64_t)min(row0 + r, ne1 - 1) * pitch;
@@ -224,14 +253,15 @@ __device__ __forceinline__ void mv_q8(const mv_job &m, int nb, const cu_q8act &a
     } else {
         const int n_tasks = row0 < ne1 ? nb * TPB : 0;
 #pragma unroll 2
-        for (int k = lane; k < n_tasks; k += 32) {
+        for (int k = lane + 32 * (warp % S); k < n_tasks; k += 32 * S) {
             const int b = k / TPB;
 #pragma unroll
             for (int t = 0; t < NT; t++)
 #pragma unroll
                 for (int r = 0; r < R; r++) acc[r][t] += q8task<T>::dot(wr[r] + (uint64_t)b * TS, k % TPB, q8_row(a, t), b);
         }
-        mv_store<R, NT>(acc, m, lane, row0, n);
+        if constexpr (S == 1) mv_store<R, NT>(acc, m, lane, row0, n);
+        else mv_store_split<R, NT, S>(acc, m, lane, row0, n);
     }
 }
 
@@ -333,6 +363,12 @@ __global__ void __launch_bounds__(QV_WARPS * 32) k_matvec_q8(const mv_jobs J, in
     mv_any<T, NT, R>(pick_job(J), nb, a, n);
 }
 
+/* Q4_0 / Q8_0 with two warps per row group (mv_q8's S = 2). */
+template <int T, int NT, int R>
+__global__ void __launch_bounds__(QV_WARPS * 32) k_matvec_q8_split(const mv_jobs J, int nb, cu_q8act a, int n) {
+    mv_q8<T, NT, R, 2>(pick_job(J), nb, a, n);
+}
+
 /* Decode's q and k (Q4_K or Q5_K) and v (Q6_K) of a Q4_K_M / Q5_K_M layer in one launch: blocks
  * [0, blocks1) are J1's, the rest J2's, each computed as in its own launch (same bits). Alone, the
  * 1024-row v was a launch of its own that ramped up and drained for 3.5 MB (ncu, H100: 7 us at
@@ -363,21 +399,37 @@ int cu_act_format(uint32_t type) {
  * one row per warp for every Q4_K matrix lost 5%). */
 static int rows_per_warp(int ne0, int64_t rows) { return ne0 > 4096 || rows <= 2048 ? 1 : QV_ROWS; }
 
-template <int T, int NT, int R> static void launch_ntr(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n) {
+/* Warps per row group (mv_q8's S): 2 for Q4_0 matrices of fewer than c->mv_split_below rows, else 1.
+ * S sets the order of a row's float sums, so it depends on the matrix alone: decoding, a batch, and
+ * fused or separate launches give the same bits (matrices of two S never share a launch). H100,
+ * random 7B, tg128: Q4_0 418 -> 431 tokens/s; Q8_0, split the same way, 280 -> 276: it stays whole. */
+static int warps_per_rows(const cuda_backend *c, const cu_weight *w) {
+    return w->type == TY_TYPE_Q4_0 && w->ne1 < c->mv_split_below ? 2 : 1;
+}
+
+template <int T, int NT, int R>
+static void launch_ntr(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int S) {
+    if constexpr (T == TY_TYPE_Q4_0 || T == TY_TYPE_Q8_0)
+        if (S == 2) {
+            cu_launch(c, k_matvec_q8_split<T, NT, R>, dim3((unsigned)blocks), dim3(QV_WARPS * 32), J, nb, c->xq, n);
+            return;
+        }
     cu_launch(c, k_matvec_q8<T, NT, R>, dim3((unsigned)blocks), dim3(QV_WARPS * 32), J, nb, c->xq, n);
 }
 
-template <int T, int NT> static void launch_nt(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R) {
-    if (R == 1) launch_ntr<T, NT, 1>(c, J, blocks, nb, n);
-    else launch_ntr<T, NT, QV_ROWS>(c, J, blocks, nb, n);
+template <int T, int NT>
+static void launch_nt(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R, int S) {
+    if (R == 1) launch_ntr<T, NT, 1>(c, J, blocks, nb, n, S);
+    else launch_ntr<T, NT, QV_ROWS>(c, J, blocks, nb, n, S);
 }
 
-template <int T> static void launch_type(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R) {
-    if (n == 1) launch_nt<T, 1>(c, J, blocks, nb, n, R);
-    else if (n == 2) launch_nt<T, 2>(c, J, blocks, nb, n, R);
-    else if (n <= 4) launch_nt<T, 4>(c, J, blocks, nb, n, R);
-    else if (n <= 8) launch_nt<T, 8>(c, J, blocks, nb, n, R);
-    else launch_nt<T, 16>(c, J, blocks, nb, n, R);
+template <int T>
+static void launch_type(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int R, int S = 1) {
+    if (n == 1) launch_nt<T, 1>(c, J, blocks, nb, n, R, S);
+    else if (n == 2) launch_nt<T, 2>(c, J, blocks, nb, n, R, S);
+    else if (n <= 4) launch_nt<T, 4>(c, J, blocks, nb, n, R, S);
+    else if (n <= 8) launch_nt<T, 8>(c, J, blocks, nb, n, R, S);
+    else launch_nt<T, 16>(c, J, blocks, nb, n, R, S);
 }
 
 /* Some of a launch's jobs: indices into its w / y / add, all of one weight type. */
@@ -385,14 +437,15 @@ struct mv_group {
     int idx[CU_MV_JOBS], k;
 };
 
-/* Group g as one mv_jobs of R rows per warp (R from rows_per_warp over the group's rows, or the
- * tensor-core kernels' rows per block when mma); returns its blocks. */
-static int make_jobs(const cu_weight *const *w, float *const *y, const bool *add, const mv_group &g, bool mma,
-                     int &R, mv_jobs &J) {
+/* Group g as one mv_jobs of R rows per group of S warps (R from rows_per_warp over the group's rows,
+ * S from warps_per_rows; or the tensor-core kernels' rows per block when mma); returns its blocks. */
+static int make_jobs(const cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add,
+                     const mv_group &g, bool mma, int &R, int &S, mv_jobs &J) {
     int64_t rows = 0;
     for (int i = 0; i < g.k; i++) rows += w[g.idx[i]]->ne1;
     R = rows_per_warp((int)w[g.idx[0]]->ne0, rows);
-    const int rows_per_block = mma ? cu_mma_rows_per_block() : QV_WARPS * R;
+    S = mma ? 1 : warps_per_rows(c, w[g.idx[0]]);
+    const int rows_per_block = mma ? cu_mma_rows_per_block() : QV_WARPS / S * R;
     int blocks = 0;
     for (int i = 0; i < CU_MV_JOBS; i++) {
         const int j = g.idx[i < g.k ? i : g.k - 1]; /* unused slots: a copy of the last, ending where it ends */
@@ -413,16 +466,17 @@ static void launch_group(cuda_backend *c, const cu_weight *const *w, float *cons
     const uint32_t type = w[g.idx[0]]->type;
     /* batches of K-quant weights go to the tensor-core kernels (same bits, weights decoded once) */
     const bool mma = n >= 2 && c->mma && (type == TY_TYPE_Q4_K || type == TY_TYPE_Q5_K || type == TY_TYPE_Q6_K);
-    int R;
+    int R, S;
     mv_jobs J;
-    const int blocks = make_jobs(w, y, add, g, mma, R, J);
+    const int blocks = make_jobs(c, w, y, add, g, mma, R, S, J);
     if (mma) {
         cu_launch_matvec_mma(c, J, (int)type, blocks, nb, (int)n);
         return;
     }
+    c->n_mv_split += S > 1;
     switch (type) {
-    case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, J, blocks, nb, (int)n, R); break;
-    case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, J, blocks, nb, (int)n, R); break;
+    case TY_TYPE_Q4_0: launch_type<TY_TYPE_Q4_0>(c, J, blocks, nb, (int)n, R, S); break;
+    case TY_TYPE_Q8_0: launch_type<TY_TYPE_Q8_0>(c, J, blocks, nb, (int)n, R, S); break;
     case TY_TYPE_Q4_K: launch_type<TY_TYPE_Q4_K>(c, J, blocks, nb, (int)n, R); break;
     case TY_TYPE_Q5_K: launch_type<TY_TYPE_Q5_K>(c, J, blocks, nb, (int)n, R); break;
     case TY_TYPE_Q6_K: launch_type<TY_TYPE_Q6_K>(c, J, blocks, nb, (int)n, R); break;
@@ -441,9 +495,9 @@ template <int T1>
 static void launch_pair(cuda_backend *c, const cu_weight *const *w, float *const *y, const bool *add,
                         const mv_group &g1, const mv_group &g2, int nb) {
     constexpr int T2 = TY_TYPE_Q6_K;
-    int R1, R2;
+    int R1, R2, S1, S2; /* S = 1: K-quants */
     mv_jobs J1, J2;
-    const int b1 = make_jobs(w, y, add, g1, false, R1, J1), b2 = make_jobs(w, y, add, g2, false, R2, J2);
+    const int b1 = make_jobs(c, w, y, add, g1, false, R1, S1, J1), b2 = make_jobs(c, w, y, add, g2, false, R2, S2, J2);
     if (R1 == 1 && R2 == 1) launch_pair_r<T1, 1, T2, 1>(c, J1, b1, J2, b2, nb);
     else if (R1 == 1) launch_pair_r<T1, 1, T2, QV_ROWS>(c, J1, b1, J2, b2, nb);
     else if (R2 == 1) launch_pair_r<T1, QV_ROWS, T2, 1>(c, J1, b1, J2, b2, nb);
@@ -456,8 +510,9 @@ static bool pair_types(uint32_t a, uint32_t b) {
     return (kq(a) && b == TY_TYPE_Q6_K) || (kq(b) && a == TY_TYPE_Q6_K);
 }
 
-bool cu_matvec_q8_joins(const cu_weight *const *kept, int k, const cu_weight *w, int64_t n) {
-    if (k < 1 || k >= CU_MV_JOBS || kept[0]->ne0 != w->ne0 || cu_act_format(kept[0]->type) != cu_act_format(w->type))
+bool cu_matvec_q8_joins(const cuda_backend *c, const cu_weight *const *kept, int k, const cu_weight *w, int64_t n) {
+    if (k < 1 || k >= CU_MV_JOBS || kept[0]->ne0 != w->ne0 || cu_act_format(kept[0]->type) != cu_act_format(w->type) ||
+        warps_per_rows(c, kept[0]) != warps_per_rows(c, w))
         return false;
     for (int i = 0; i < k; i++)
         if (kept[i]->type != w->type && !(n == 1 && pair_types(kept[i]->type, w->type))) return false;
