@@ -85,8 +85,8 @@ typedef struct matmul_job {
     const ty_kernels *kern;
     int64_t n;
     float *y;
-    _Alignas(64) atomic_llong next_row; /* one-token products: the first row no thread has taken yet
-                                         * (on its own cache line: the threads write it) */
+    _Alignas(64) atomic_llong next_row; /* the first row (one token) or unit (a prompt) no thread has
+                                         * taken yet (on its own cache line: the threads write it) */
 } matmul_job;
 
 static void quantize_rows_task(void *arg, int ith, int nth) {
@@ -99,7 +99,7 @@ static void quantize_rows_task(void *arg, int ith, int nth) {
         quantize(j->x + t * j->w->ne0, (uint8_t *)j->xq + t * j->xq_row, j->w->ne0);
 }
 
-/* Rows of W are split between threads. For a prompt, the tokens are taken in blocks whose
+/* Rows of W are handed to the threads in chunks. For a prompt, the tokens are taken in blocks whose
  * quantized activations stay in L2 (about 256 KiB), and each weight row meets a whole block at
  * once through vec_dot_multi, which unpacks every weight block once per 4 or 8 tokens. The results are
  * bit-identical to one vec_dot per token, so prompt and decode give the same logits. */
@@ -126,13 +126,19 @@ static void matmul_fast_task(void *arg, int ith, int nth) {
         }
         return;
     }
-    long long b, e;
-    ty_split(w->ne1, ith, nth, &b, &e);
+    /* A prompt: units of (block of tokens, chunk of rows), token blocks first, taken in turn from the
+     * same counter (about 16 chunks per thread and block): both threads work on one token block at a
+     * time, its activations in each core's L2, and one slowed by the machine takes fewer units. */
     ty_vec_dot_multi_fn multi = j->kern->vec_dot_multi[w->type];
     int64_t block = (int64_t)((256 << 10) / j->xq_row) / 4 * 4;
     if (block < 4) block = 4;
-    for (int64_t t0 = 0; t0 < j->n; t0 += block) {
-        int64_t nt = j->n - t0 < block ? j->n - t0 : block;
+    const long long rows = w->ne1;
+    long long chunk = (rows / (16LL * nth) + 15) / 16 * 16;
+    if (chunk < 16) chunk = 16;
+    const long long n_chunks = (rows + chunk - 1) / chunk, units = (j->n + block - 1) / block * n_chunks;
+    for (long long u; (u = atomic_fetch_add_explicit(&j->next_row, 1, memory_order_relaxed)) < units;) {
+        const int64_t t0 = u / n_chunks * block, nt = j->n - t0 < block ? j->n - t0 : block;
+        const long long b = u % n_chunks * chunk, e = b + chunk < rows ? b + chunk : rows;
         multi(w->ne0, &j->y[t0 * w->ne1 + b], w->ne1, w->data + (uint64_t)b * w->row_bytes, w->row_bytes, e - b,
               j->xq + (uint64_t)t0 * j->xq_row, j->xq_row, nt);
     }
