@@ -326,7 +326,8 @@ done:
     free_weight(&X);
 }
 
-static int64_t counter(ty_backend *g, const char *name);
+/* A backend counter (cuda_backend.cu: cu_counter), or -1. */
+static int64_t counter(ty_backend *g, const char *name) { return g->ops->counter ? g->ops->counter(g, name) : -1; }
 
 /* split: the value of TY_CUDA_MV_SPLIT for the backend (NULL: unset). Every shape here has fewer rows
  * than the default threshold, so Q4_0 rows take two warps each by default, and one with "0". */
@@ -393,7 +394,6 @@ static int act_format(uint32_t t) {
     return t == TY_TYPE_Q4_K || t == TY_TYPE_Q5_K || t == TY_TYPE_Q6_K ? 2 : 0;
 }
 
-static int64_t counter(ty_backend *g, const char *name) { return g->ops->counter ? g->ops->counter(g, name) : -1; }
 static int64_t act_quant(ty_backend *g) { return counter(g, "act_quant"); }
 
 static int same_bits(ty_backend *a, const float *da, ty_backend *b, const float *db, size_t n) {

@@ -363,7 +363,7 @@ __global__ void __launch_bounds__(QV_WARPS * 32) k_matvec_q8(const mv_jobs J, in
     mv_any<T, NT, R>(pick_job(J), nb, a, n);
 }
 
-/* Q4_0 / Q8_0 with two warps per row group (mv_q8's S = 2). */
+/* Q4_0 with two warps per row group (mv_q8's S = 2). */
 template <int T, int NT, int R>
 __global__ void __launch_bounds__(QV_WARPS * 32) k_matvec_q8_split(const mv_jobs J, int nb, cu_q8act a, int n) {
     mv_q8<T, NT, R, 2>(pick_job(J), nb, a, n);
@@ -409,7 +409,7 @@ static int warps_per_rows(const cuda_backend *c, const cu_weight *w) {
 
 template <int T, int NT, int R>
 static void launch_ntr(cuda_backend *c, const mv_jobs &J, int blocks, int nb, int n, int S) {
-    if constexpr (T == TY_TYPE_Q4_0 || T == TY_TYPE_Q8_0)
+    if constexpr (T == TY_TYPE_Q4_0) /* the one type that splits (warps_per_rows) */
         if (S == 2) {
             cu_launch(c, k_matvec_q8_split<T, NT, R>, dim3((unsigned)blocks), dim3(QV_WARPS * 32), J, nb, c->xq, n);
             return;
