@@ -358,8 +358,15 @@ __device__ __forceinline__ void mv_any(const mv_job &m, int nb, const cu_q8act &
     else mv_q8<T, NT, R>(m, nb, a, n);
 }
 
+/* Blocks per SM that the one-token kernels' registers must allow (__launch_bounds__), 1 for batches:
+ * at most 64 registers for the K-quants and Q4_0, 80 for Q8_0. The compiler's own choice for the
+ * Q4_K / Q6_K pair kernel (90 registers) was slower than 64; at 80 (6 blocks) Q4_K_M lost 4.6% and
+ * Q8_0 gained 1.7%. H100, random 7B, tg128, two rounds against the kernels without the bound: Q4_K_M
+ * 392.6 / 392.8 -> 396.9 / 398.7, Q8_0 281.0 / 281.1 -> 285.9 / 285.6, Q4_0 432.2 -> 433.6 / 434.7. */
+constexpr int mv_min_blocks(int T, int NT) { return NT > 1 ? 1 : T == TY_TYPE_Q8_0 ? 6 : 8; }
+
 template <int T, int NT, int R>
-__global__ void __launch_bounds__(QV_WARPS * 32) k_matvec_q8(const mv_jobs J, int nb, cu_q8act a, int n) {
+__global__ void __launch_bounds__(QV_WARPS * 32, mv_min_blocks(T, NT)) k_matvec_q8(const mv_jobs J, int nb, cu_q8act a, int n) {
     mv_any<T, NT, R>(pick_job(J), nb, a, n);
 }
 
@@ -374,7 +381,7 @@ __global__ void __launch_bounds__(QV_WARPS * 32) k_matvec_q8_split(const mv_jobs
  * 1024-row v was a launch of its own that ramped up and drained for 3.5 MB (ncu, H100: 7 us at
  * 0.5 TB/s, beside 8.5 us for q and k). */
 template <int T1, int R1, int T2, int R2>
-__global__ void __launch_bounds__(QV_WARPS * 32)
+__global__ void __launch_bounds__(QV_WARPS * 32, mv_min_blocks(T1, 1))
     k_matvec_q8_pair(const mv_jobs J1, const mv_jobs J2, int blocks1, int nb, cu_q8act a) {
     if ((int)blockIdx.x < blocks1) mv_any<T1, 1, R1>(pick_job_at(J1, (int)blockIdx.x), nb, a, 1);
     else mv_any<T2, 1, R2>(pick_job_at(J2, (int)blockIdx.x - blocks1), nb, a, 1);
