@@ -273,7 +273,12 @@ __device__ __forceinline__ void mv_q8(const mv_job &m, int nb, const cu_q8act &a
  * instructions per byte; the activations of a step are loaded once for the R rows. Integer sums per
  * sub-block pair, then one float term per lane and step, summed over the quad (the canonical order of
  * cuda_matvec.cuh). */
-#define KQ_UNROLL 2 /* steps whose loads a warp issues together (a whole 4096-element row) */
+/* Steps whose loads a warp issues together: 2 (a whole 4096-element row), but 1 for the one-token
+ * kernels of two rows per warp, which the 64-register bound (mv_min_blocks) leaves short of registers
+ * for two steps of two rows (tg128, random 7B Q4_K_M: H100 398.5 / 398.5 -> 404.4 / 403.8 with one
+ * step everywhere; H200 448.5 / 448.2 -> 451.3 / 453.3 with one step for two rows only; 4 steps:
+ * -3%). */
+#define KQ_UNROLL 2
 
 template <int T, int NT, int R>
 __device__ __forceinline__ void mv_q8_kq(const mv_job &m, int nb, const cu_q8act &a, int n) {
@@ -296,7 +301,7 @@ __device__ __forceinline__ void mv_q8_kq(const mv_job &m, int nb, const cu_q8act
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.f;
     const int steps = row0 < ne1 ? (nb + 7) / 8 : 0;
-    constexpr int unroll = KQ_UNROLL;
+    constexpr int unroll = R == 2 && NT == 1 ? 1 : KQ_UNROLL;
 #pragma unroll unroll
     for (int st = 0; st < steps; st++) {
         /* past the last block (nb not a multiple of 8) a lane reads block nb - 1 again and adds 0 */
