@@ -85,8 +85,8 @@ typedef struct matmul_job {
     const ty_kernels *kern;
     int64_t n;
     float *y;
-    _Alignas(64) atomic_llong next_row; /* the first row (one token) or unit (a prompt) no thread has
-                                         * taken yet (on its own cache line: the threads write it) */
+    _Alignas(64) atomic_llong next; /* the first row (one token) or unit (a prompt) no thread has
+                                     * taken yet (on its own cache line: the threads write it) */
 } matmul_job;
 
 static void quantize_rows_task(void *arg, int ith, int nth) {
@@ -120,7 +120,7 @@ static void matmul_fast_task(void *arg, int ith, int nth) {
         const int64_t ne0 = w->ne0;
         long long chunk = rows / (64LL * nth);
         if (chunk < 8) chunk = 8;
-        for (long long b; (b = atomic_fetch_add_explicit(&j->next_row, chunk, memory_order_relaxed)) < rows;) {
+        for (long long b; (b = atomic_fetch_add_explicit(&j->next, chunk, memory_order_relaxed)) < rows;) {
             const long long e = b + chunk < rows ? b + chunk : rows;
             multi(ne0, &y[b], rows, data + (uint64_t)b * row_bytes, row_bytes, e - b, xq, j->xq_row, 1);
         }
@@ -136,7 +136,7 @@ static void matmul_fast_task(void *arg, int ith, int nth) {
     long long chunk = (rows / (16LL * nth) + 15) / 16 * 16;
     if (chunk < 16) chunk = 16;
     const long long n_chunks = (rows + chunk - 1) / chunk, units = (j->n + block - 1) / block * n_chunks;
-    for (long long u; (u = atomic_fetch_add_explicit(&j->next_row, 1, memory_order_relaxed)) < units;) {
+    for (long long u; (u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < units;) {
         const int64_t t0 = u / n_chunks * block, nt = j->n - t0 < block ? j->n - t0 : block;
         const long long b = u % n_chunks * chunk, e = b + chunk < rows ? b + chunk : rows;
         multi(w->ne0, &j->y[t0 * w->ne1 + b], w->ne1, w->data + (uint64_t)b * w->row_bytes, w->row_bytes, e - b,
@@ -167,7 +167,7 @@ static void matmul_exact_task(void *arg, int ith, int nth) {
 static void cpu_matmul(ty_backend *be, const ty_weight *w, const float *x, int64_t n, float *y) {
     cpu_backend *c = cpu(be);
     matmul_job j = {.w = w, .x = x, .n = n, .y = y, .deq = c->deq, .xq = c->xq, .kern = c->kern};
-    atomic_init(&j.next_row, 0);
+    atomic_init(&j.next, 0);
     uint32_t vdt = ty_type_get(w->type)->vec_dot_type;
     if (c->exact) {
         ty_pool_run(c->pool, matmul_exact_task, &j);

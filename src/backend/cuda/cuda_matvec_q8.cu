@@ -278,7 +278,7 @@ __device__ __forceinline__ void mv_q8(const mv_job &m, int nb, const cu_q8act &a
  * for two steps of two rows (tg128, random 7B Q4_K_M: H100 398.5 / 398.5 -> 404.4 / 403.8 with one
  * step everywhere; H200 448.5 / 448.2 -> 451.3 / 453.3 with one step for two rows only; 4 steps:
  * -3%). */
-#define KQ_UNROLL 2
+__host__ __device__ constexpr int kq_unroll(int NT, int R) { return R == 2 && NT == 1 ? 1 : 2; }
 
 template <int T, int NT, int R>
 __device__ __forceinline__ void mv_q8_kq(const mv_job &m, int nb, const cu_q8act &a, int n) {
@@ -301,7 +301,7 @@ __device__ __forceinline__ void mv_q8_kq(const mv_job &m, int nb, const cu_q8act
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.f;
     const int steps = row0 < ne1 ? (nb + 7) / 8 : 0;
-    constexpr int unroll = R == 2 && NT == 1 ? 1 : KQ_UNROLL;
+    constexpr int unroll = kq_unroll(NT, R);
 #pragma unroll unroll
     for (int st = 0; st < steps; st++) {
         /* past the last block (nb not a multiple of 8) a lane reads block nb - 1 again and adds 0 */
@@ -371,7 +371,8 @@ __device__ __forceinline__ void mv_any(const mv_job &m, int nb, const cu_q8act &
 constexpr int mv_min_blocks(int T, int NT) { return NT > 1 ? 1 : T == TY_TYPE_Q8_0 ? 6 : 8; }
 
 template <int T, int NT, int R>
-__global__ void __launch_bounds__(QV_WARPS * 32, mv_min_blocks(T, NT)) k_matvec_q8(const mv_jobs J, int nb, cu_q8act a, int n) {
+__global__ void __launch_bounds__(QV_WARPS * 32, mv_min_blocks(T, NT))
+    k_matvec_q8(const mv_jobs J, int nb, cu_q8act a, int n) {
     mv_any<T, NT, R>(pick_job(J), nb, a, n);
 }
 
